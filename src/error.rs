@@ -1,0 +1,58 @@
+//! One table: every error the core can raise → the JS class it becomes and its exact message.
+//!
+//! Errors cross the napi boundary as `napi::Error` whose `code` is the JS class name; the
+//! TypeScript side (`lib/errors.ts`, `fromNative`) turns that code into the real class.
+
+use std::fmt;
+
+#[derive(Debug)]
+pub enum CoreError {
+    IdFormat,
+    IdForeign,
+    UnknownJurisdiction(String),
+    Random(String),
+    NoSuchActor(u32),
+    RuntimeDb(String),
+}
+
+impl CoreError {
+    pub fn js_class(&self) -> &'static str {
+        match self {
+            CoreError::IdFormat | CoreError::IdForeign => "TypeError",
+            CoreError::UnknownJurisdiction(_) => "RangeError",
+            CoreError::Random(_) | CoreError::NoSuchActor(_) | CoreError::RuntimeDb(_) => "Error",
+        }
+    }
+}
+
+impl fmt::Display for CoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CoreError::IdFormat => f.write_str("Invalid Durable Object ID: must be 64 hex digits"),
+            CoreError::IdForeign => {
+                f.write_str("Durable Object ID is not valid for this namespace.")
+            }
+            CoreError::UnknownJurisdiction(j) => write!(
+                f,
+                "Unknown jurisdiction \"{j}\": expected one of eu, fedramp, fedramp-high, us."
+            ),
+            CoreError::Random(e) => write!(f, "could not get random bytes for a unique id: {e}"),
+            CoreError::NoSuchActor(h) => write!(f, "durable-node internal: no actor with handle {h}"),
+            CoreError::RuntimeDb(e) => write!(f, "runtime database: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for CoreError {}
+
+impl From<rusqlite::Error> for CoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        CoreError::RuntimeDb(e.to_string())
+    }
+}
+
+impl From<CoreError> for napi::Error {
+    fn from(e: CoreError) -> Self {
+        napi::Error::new(napi::Status::GenericFailure, format!("{}\u{0}{e}", e.js_class()))
+    }
+}

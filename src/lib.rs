@@ -1,0 +1,200 @@
+//! durable-node's Rust core, loaded by Node as a napi-rs addon.
+//!
+//! Design (see DESIGN.md): JS-originated work never waits on a Rust thread. The core owns the state
+//! that must outlive a JS instance and exposes it through few, coarse, synchronous calls:
+//!
+//! - [`Namespace`] derives and validates DurableObjectIds (HMAC-SHA256, as workerd does).
+//! - [`Actors`] holds every object's FIFO event queue and input gate ([`actor::Actor`]). JS enqueues
+//!   opaque event tokens, drains the ones the gate lets through and runs their handlers on its own
+//!   thread; storage and `blockConcurrencyWhile` hold and release the gate.
+//! - [`RuntimeStore`] is `runtime.sqlite` of a persisted runtime (namespace keys).
+//!
+//! Logic lives in plain modules (`id`, `actor`, `runtime_db`) tested with `cargo test`; this file only
+//! converts values and errors ([`error::CoreError`] → `napi::Error`).
+
+#![deny(clippy::all)]
+
+pub mod actor;
+pub mod error;
+pub mod id;
+pub mod runtime_db;
+
+use std::time::{Duration, Instant};
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::actor::Registry;
+use crate::error::CoreError;
+use crate::id::NamespaceKeys;
+use crate::runtime_db::RuntimeDb;
+
+#[napi]
+pub struct Namespace {
+    keys: NamespaceKeys,
+}
+
+#[napi(object)]
+pub struct ParsedId {
+    pub hex: String,
+    pub jurisdiction: Option<String>,
+}
+
+#[napi]
+impl Namespace {
+    #[napi(constructor)]
+    pub fn new(unique_key: String) -> Self {
+        Namespace {
+            keys: NamespaceKeys::new(&unique_key),
+        }
+    }
+
+    #[napi(catch_unwind)]
+    pub fn id_from_name(&self, name: String, jurisdiction: Option<String>) -> Result<String> {
+        Ok(hex::encode(
+            self.keys.from_name(&name, jurisdiction.as_deref())?,
+        ))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn new_unique_id(&self, jurisdiction: Option<String>) -> Result<String> {
+        Ok(hex::encode(self.keys.unique(jurisdiction.as_deref())?))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn parse_id(&self, text: String) -> Result<ParsedId> {
+        let (bytes, jurisdiction) = self.keys.parse(&text)?;
+        Ok(ParsedId {
+            hex: hex::encode(bytes),
+            jurisdiction: jurisdiction.map(str::to_owned),
+        })
+    }
+}
+
+/// A fresh random unique key, for namespaces of a runtime that does not persist.
+#[napi(catch_unwind)]
+pub fn random_unique_key() -> Result<String> {
+    Ok(runtime_db::random_key()?)
+}
+
+#[napi]
+pub struct Actors {
+    registry: Registry,
+}
+
+#[napi]
+impl Actors {
+    #[napi(constructor)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        Actors {
+            registry: Registry::default(),
+        }
+    }
+
+    fn actor(&mut self, handle: u32) -> Result<&mut actor::Actor> {
+        Ok(self
+            .registry
+            .get(handle)
+            .ok_or(CoreError::NoSuchActor(handle))?)
+    }
+
+    #[napi]
+    pub fn open(&mut self) -> u32 {
+        self.registry.open()
+    }
+
+    #[napi]
+    pub fn close(&mut self, handle: u32) {
+        self.registry.close(handle)
+    }
+
+    /// Queues an event token; true when the caller must schedule a drain.
+    #[napi]
+    pub fn enqueue(&mut self, handle: u32, token: u32) -> Result<bool> {
+        Ok(self.actor(handle)?.enqueue(token))
+    }
+
+    /// The next token the gate lets through, or -1 (which ends the drain).
+    #[napi]
+    pub fn next(&mut self, handle: u32) -> Result<i64> {
+        Ok(self.actor(handle)?.next().map_or(-1, i64::from))
+    }
+
+    #[napi]
+    pub fn finish(&mut self, handle: u32, epoch: u32) -> Result<()> {
+        self.actor(handle)?.finish(epoch, Instant::now());
+        Ok(())
+    }
+
+    #[napi]
+    pub fn keep_alive(&mut self, handle: u32) -> Result<()> {
+        self.actor(handle)?.keep_alive();
+        Ok(())
+    }
+
+    /// Closes the input gate once more; returns the epoch to release it with.
+    #[napi]
+    pub fn hold(&mut self, handle: u32) -> Result<u32> {
+        Ok(self.actor(handle)?.hold())
+    }
+
+    /// True when the caller must schedule a drain.
+    #[napi]
+    pub fn release(&mut self, handle: u32, epoch: u32) -> Result<bool> {
+        Ok(self.actor(handle)?.release(epoch))
+    }
+
+    /// Forgets the live instance (abort, failed critical section, eviction); true when the caller
+    /// must schedule a drain for events that were queued behind it.
+    #[napi]
+    pub fn reset(&mut self, handle: u32) -> Result<bool> {
+        Ok(self.actor(handle)?.reset(Instant::now()))
+    }
+
+    #[napi]
+    pub fn epoch(&mut self, handle: u32) -> Result<u32> {
+        Ok(self.actor(handle)?.epoch())
+    }
+
+    #[napi]
+    pub fn set_live(&mut self, handle: u32, live: bool) -> Result<()> {
+        self.actor(handle)?.set_live(live, Instant::now());
+        Ok(())
+    }
+
+    /// Handles of live objects with nothing to do for at least `idle_ms`.
+    #[napi]
+    pub fn idle(&self, idle_ms: u32) -> Vec<u32> {
+        self.registry.idle(Duration::from_millis(idle_ms.into()))
+    }
+}
+
+#[napi]
+pub struct RuntimeStore {
+    db: Option<RuntimeDb>,
+}
+
+#[napi]
+impl RuntimeStore {
+    #[napi(constructor, catch_unwind)]
+    pub fn new(dir: String) -> Result<Self> {
+        Ok(RuntimeStore {
+            db: Some(RuntimeDb::open(std::path::Path::new(&dir))?),
+        })
+    }
+
+    #[napi(catch_unwind)]
+    pub fn namespace_key(&self, name: String) -> Result<String> {
+        let db = self
+            .db
+            .as_ref()
+            .ok_or_else(|| CoreError::RuntimeDb("closed".into()))?;
+        Ok(db.namespace_key(&name)?)
+    }
+
+    #[napi]
+    pub fn close(&mut self) {
+        self.db = None;
+    }
+}

@@ -1,0 +1,74 @@
+//! `runtime.sqlite`: state of a persisted runtime that belongs to no single object.
+//!
+//! For now it holds each namespace's unique key, so that ids stay stable across restarts;
+//! the alarm index and applied migrations will live here too.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::error::CoreError;
+
+pub struct RuntimeDb {
+    conn: Connection,
+}
+
+impl RuntimeDb {
+    pub fn open(dir: &Path) -> Result<Self, CoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            CoreError::RuntimeDb(format!("cannot create {}: {e}", dir.display()))
+        })?;
+        let conn = Connection::open(dir.join("runtime.sqlite"))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             PRAGMA synchronous=NORMAL;
+             CREATE TABLE IF NOT EXISTS namespaces (
+               name TEXT PRIMARY KEY,
+               unique_key TEXT NOT NULL
+             ) WITHOUT ROWID;",
+        )?;
+        Ok(RuntimeDb { conn })
+    }
+
+    /// The namespace's persisted unique key, created (random) on first use.
+    pub fn namespace_key(&self, name: &str) -> Result<String, CoreError> {
+        let existing: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT unique_key FROM namespaces WHERE name = ?1",
+                [name],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if let Some(key) = existing {
+            return Ok(key);
+        }
+        let key = random_key()?;
+        self.conn.execute(
+            "INSERT INTO namespaces (name, unique_key) VALUES (?1, ?2)",
+            [name, &key],
+        )?;
+        Ok(key)
+    }
+}
+
+pub fn random_key() -> Result<String, CoreError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| CoreError::Random(e.to_string()))?;
+    Ok(hex::encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_keys_persist_across_opens() {
+        let dir = std::env::temp_dir().join(format!("dn-runtime-db-{}", random_key().unwrap()));
+        let first = RuntimeDb::open(&dir).unwrap().namespace_key("Room").unwrap();
+        let db = RuntimeDb::open(&dir).unwrap();
+        assert_eq!(db.namespace_key("Room").unwrap(), first);
+        assert_ne!(db.namespace_key("Other").unwrap(), first);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
