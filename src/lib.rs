@@ -127,6 +127,12 @@ impl Actors {
         Ok(())
     }
 
+    /// After starting `token`: true (and the event is back at the front) if the gate closed meanwhile.
+    #[napi]
+    pub fn wait_for_gate(&mut self, handle: u32, token: u32) -> Result<bool> {
+        Ok(self.actor(handle)?.wait_for_gate(token))
+    }
+
     #[napi]
     pub fn keep_alive(&mut self, handle: u32) -> Result<()> {
         self.actor(handle)?.keep_alive();

@@ -66,6 +66,18 @@ impl Actor {
         None
     }
 
+    /// Puts a just-started event back at the front when the gate closed under it (a constructor
+    /// began a `blockConcurrencyWhile`), ending the drain. True when it was put back.
+    pub fn wait_for_gate(&mut self, token: u32) -> bool {
+        if self.gate_open() {
+            return false;
+        }
+        self.queue.push_front(token);
+        self.busy = self.busy.saturating_sub(1);
+        self.drain_scheduled = false;
+        true
+    }
+
     /// Work that keeps the object from being evicted without being an event (`waitUntil`).
     pub fn keep_alive(&mut self) {
         self.busy += 1;
@@ -148,6 +160,21 @@ mod tests {
         let inner = a.hold();
         assert!(!a.release(inner), "still held once");
         assert!(a.release(epoch));
+        assert_eq!(drain(&mut a), [2, 3]);
+    }
+
+    #[test]
+    fn an_event_waits_when_its_constructor_closes_the_gate() {
+        let mut a = Actor::new(Instant::now());
+        a.enqueue(1);
+        a.enqueue(2);
+        a.enqueue(3);
+        assert_eq!(a.next(), Some(1));
+        assert!(!a.wait_for_gate(1), "gate open: the event runs");
+        assert_eq!(a.next(), Some(2));
+        let epoch = a.hold();
+        assert!(a.wait_for_gate(2));
+        assert!(a.release(epoch), "the drain ended, so the release schedules one");
         assert_eq!(drain(&mut a), [2, 3]);
     }
 

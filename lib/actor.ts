@@ -1,0 +1,291 @@
+// One object's host on the JS side: its live instance, its events, and the lifecycle (construct,
+// critical sections, abort/reset, eviction). Queue and gate state live in the core (`Actors`).
+
+import type { Actors } from "../native/binding.js";
+import { remoteError, resetError, type DurableObjectError } from "./errors.js";
+import { copyValue, type Owner } from "./rpc.js";
+import { DurableObjectState } from "./state.js";
+
+/** What the hosts of one runtime share. */
+export interface ActorSystem {
+  readonly actors: Actors;
+  readonly events: Map<number, PendingEvent>;
+  readonly blockConcurrencyTimeoutMs: number;
+  nextToken(): number;
+  /** Throws once the runtime is disposed. */
+  assertLive(): void;
+}
+
+/** The class side of an object: how to build an instance and what it is given. */
+export interface ActorClass {
+  readonly Class: new (ctx: DurableObjectState, env: unknown) => object;
+  readonly env: unknown;
+  readonly exports: object;
+  /** A DurableObjectId for `hex` carrying `name` (ctx.id). */
+  makeId(hex: string, name: string | undefined): unknown;
+}
+
+/**
+ * Stubs bind to the generation of the object they first reach. A reset (abort, failed critical
+ * section) breaks the generation: its stubs keep failing with the reason, new stubs reach a new one.
+ */
+export class Generation {
+  broken: DurableObjectError | undefined;
+}
+
+export interface PendingEvent {
+  readonly host: ActorHost;
+  readonly generation: Generation;
+  readonly work: (instance: any) => unknown;
+  /** Copy the result across the stub (RPC) rather than handing it over (a fetch Response). */
+  readonly copyResult: boolean;
+  /** For calls on RpcTargets: the instance that must still be live. */
+  readonly target: object | undefined;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (err: unknown) => void;
+  epoch: number;
+}
+
+const BCW_TIMEOUT =
+  "A call to blockConcurrencyWhile() in a Durable Object waited for too long. The call was canceled and the Durable Object was reset.";
+const TARGET_GONE = "The execution context which hosts this callback is no longer running.";
+const MAX_CRITICAL_DEPTH = 64;
+
+export class ActorHost {
+  readonly handle: number;
+  generation = new Generation();
+  /** The name the object was reached by, once known (ctx.id.name). */
+  name: string | undefined;
+  instance: object | undefined;
+  #state: DurableObjectState | undefined;
+  #owner: Owner | undefined;
+  #epoch = 0;
+  #criticalDepth = 0;
+  #closed = false;
+  readonly #inFlight = new Set<PendingEvent>();
+
+  constructor(
+    readonly system: ActorSystem,
+    readonly actorClass: ActorClass,
+    readonly hex: string,
+  ) {
+    this.handle = system.actors.open();
+  }
+
+  /** Queues `work` for the instance; settles with its (copied) result or remote error. */
+  deliver(generation: Generation, work: (instance: any) => unknown, copyResult: boolean, target?: object): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const { actors, events } = this.system;
+      const token = this.system.nextToken();
+      events.set(token, { host: this, generation, work, copyResult, target, resolve, reject, epoch: 0 });
+      if (actors.enqueue(this.handle, token)) queueMicrotask(this.#drain);
+    });
+  }
+
+  readonly #drain = (): void => {
+    const { actors, events } = this.system;
+    for (let token; !this.#closed && (token = actors.next(this.handle)) >= 0; ) {
+      const event = events.get(token)!;
+      const refusal = this.#refusal(event);
+      if (refusal) {
+        events.delete(token);
+        actors.finish(this.handle, this.#epoch);
+        event.reject(refusal);
+        continue;
+      }
+      if (this.instance === undefined) {
+        const failure = this.#construct();
+        if (failure !== undefined) {
+          events.delete(token);
+          actors.finish(this.handle, this.#epoch);
+          event.reject(remoteError(failure));
+          continue;
+        }
+        // A constructor that began blockConcurrencyWhile() keeps its first event waiting too.
+        if (actors.waitForGate(this.handle, token)) return;
+      }
+      events.delete(token);
+      this.#start(event);
+    }
+  };
+
+  #refusal(event: PendingEvent): unknown {
+    if (event.generation.broken) return event.generation.broken;
+    if (event.target !== undefined && event.target !== this.instance) return new Error(TARGET_GONE);
+    return undefined;
+  }
+
+  /** Builds the instance; returns what the constructor threw, if it did. */
+  #construct(): unknown {
+    const { Class, env, makeId } = this.actorClass;
+    this.#epoch = this.system.actors.epoch(this.handle);
+    const state = new DurableObjectState(this, makeId(this.hex, this.name), this.actorClass.exports);
+    this.#state = state;
+    try {
+      const instance = new Class(state, env);
+      this.instance = instance;
+      this.#owner = { deliverToTarget: (work) => this.deliver(this.generation, work, true, instance) };
+      this.system.actors.setLive(this.handle, true);
+      return undefined;
+    } catch (err) {
+      this.#forget();
+      this.system.actors.reset(this.handle);
+      this.#epoch = this.system.actors.epoch(this.handle);
+      return err;
+    }
+  }
+
+  #start(event: PendingEvent): void {
+    event.epoch = this.#epoch;
+    this.#inFlight.add(event);
+    let result: unknown;
+    try {
+      result = event.work(this.instance);
+    } catch (err) {
+      this.#settle(event, false, err);
+      return;
+    }
+    if (isThenable(result)) {
+      result.then(
+        (value) => this.#settle(event, true, value),
+        (err) => this.#settle(event, false, err),
+      );
+    } else {
+      this.#settle(event, true, result);
+    }
+  }
+
+  #settle(event: PendingEvent, ok: boolean, value: unknown): void {
+    if (!this.#inFlight.delete(event)) return; // a reset already answered it
+    this.system.actors.finish(this.handle, event.epoch);
+    if (!ok) {
+      event.reject(remoteError(value));
+      return;
+    }
+    try {
+      event.resolve(event.copyResult ? copyValue(value, this.#owner) : value);
+    } catch (err) {
+      event.reject(remoteError(err));
+    }
+  }
+
+  /** Whether `state` is the live instance's (a dead instance's ctx must not affect the next). */
+  isCurrent(state: DurableObjectState): boolean {
+    return state === this.#state && !this.#closed;
+  }
+
+  /** Closes the input gate until `release` (storage operations, critical sections). */
+  hold(): number {
+    return this.system.actors.hold(this.handle);
+  }
+
+  /**
+   * Reopens the gate once the microtasks queued so far have run, so that the code awaiting a
+   * storage result continues before any other event is let in (as workerd's gate does).
+   */
+  releaseLater(epoch: number): void {
+    queueMicrotask(() =>
+      process.nextTick(() => {
+        if (!this.#closed && this.system.actors.release(this.handle, epoch)) queueMicrotask(this.#drain);
+      }),
+    );
+  }
+
+  /** blockConcurrencyWhile(): the gate stays closed until `callback` settles; a failure resets. */
+  critical<T>(callback: () => T | Promise<T>): Promise<T> {
+    if (this.#criticalDepth >= MAX_CRITICAL_DEPTH) throw new Error("blockConcurrencyWhile() calls are nested too deeply.");
+    const epoch = this.hold();
+    this.#criticalDepth++;
+    return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      const end = (): boolean => {
+        if (settled) return false;
+        settled = true;
+        clearTimeout(timer);
+        if (epoch === this.#epoch) this.#criticalDepth--;
+        this.releaseLater(epoch);
+        return true;
+      };
+      const fail = (err: unknown) => {
+        if (!end()) return;
+        const reason = resetError(err);
+        if (epoch === this.#epoch && !this.#closed) this.reset(reason);
+        reject(reason);
+      };
+      const timer = setTimeout(() => fail(new Error(BCW_TIMEOUT)), this.system.blockConcurrencyTimeoutMs);
+      timer.unref();
+      let result: T | Promise<T>;
+      try {
+        result = callback();
+      } catch (err) {
+        fail(err);
+        return;
+      }
+      Promise.resolve(result).then((value) => {
+        if (end()) resolve(value);
+      }, fail);
+    });
+  }
+
+  /** ctx.waitUntil(): keeps the object from eviction until `promise` settles. */
+  keepAlive(promise: unknown): void {
+    const epoch = this.#epoch;
+    this.system.actors.keepAlive(this.handle);
+    Promise.resolve(promise)
+      .catch((err) => console.error("Uncaught (in waitUntil)", err))
+      .finally(() => {
+        if (!this.#closed) this.system.actors.finish(this.handle, epoch);
+      });
+  }
+
+  /** abort() or a failed critical section: the generation breaks and the instance is dropped. */
+  reset(reason: DurableObjectError): void {
+    const error = remoteError(reason) as DurableObjectError;
+    this.generation.broken = error;
+    this.generation = new Generation();
+    this.#drop(error);
+  }
+
+  /** Drops the instance, keeping the generation: the next event builds a new one. */
+  evict(): void {
+    if (this.instance === undefined) return;
+    this.#drop(resetError(new Error("Durable Object was evicted while this request was running.")));
+  }
+
+  /** The runtime is going away: every pending event fails with `reason`. */
+  close(reason: Error): void {
+    if (this.#closed) return;
+    this.#drop(reason);
+    this.#closed = true;
+    const { actors, events } = this.system;
+    for (const [token, event] of events) {
+      if (event.host !== this) continue;
+      events.delete(token);
+      event.reject(reason);
+    }
+    actors.close(this.handle);
+  }
+
+  #drop(reason: unknown): void {
+    const pending = [...this.#inFlight];
+    this.#inFlight.clear();
+    this.#forget();
+    if (this.system.actors.reset(this.handle)) queueMicrotask(this.#drain);
+    this.#epoch = this.system.actors.epoch(this.handle);
+    for (const event of pending) event.reject(reason);
+  }
+
+  #forget(): void {
+    this.instance = undefined;
+    this.#state = undefined;
+    this.#owner = undefined;
+    this.#criticalDepth = 0;
+  }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    ((typeof value === "object" && value !== null) || typeof value === "function") &&
+    typeof (value as PromiseLike<unknown>).then === "function"
+  );
+}

@@ -1,0 +1,19 @@
+// Workers globals that DO code relies on and Node lacks: `scheduler.wait`, `navigator.userAgent`.
+
+const g = globalThis as Record<string, unknown>;
+
+if (typeof (g.scheduler as { wait?: unknown } | undefined)?.wait !== "function") {
+  const scheduler = (g.scheduler as Record<string, unknown> | undefined) ?? {};
+  scheduler.wait = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+  g.scheduler = scheduler;
+}
+
+// Node ≥ 21 has a navigator whose userAgent names Node; code that detects Workers looks for this.
+if (g.navigator === undefined) {
+  Object.defineProperty(globalThis, "navigator", { value: {}, writable: true, configurable: true });
+}
+Object.defineProperty(g.navigator as object, "userAgent", {
+  value: "Cloudflare-Workers",
+  configurable: true,
+  enumerable: true,
+});

@@ -1,0 +1,133 @@
+// DurableObjectNamespace (`env.ROOM`): ids and stubs of one Durable Object class.
+
+import type { Namespace as NativeKeys } from "../native/binding.js";
+import { ActorHost, type ActorClass, type ActorSystem } from "./actor.js";
+import { argumentTypeError } from "./errors.js";
+import { DurableObjectId, makeId } from "./id.js";
+import { call } from "./native.js";
+import { makeStub, type DurableObjectStub } from "./stub.js";
+
+const JURISDICTIONS = new Set(["eu", "fedramp", "fedramp-high", "us"]);
+const ROUTING_MODES = new Set(["primary-only"]);
+
+export interface NamespaceOptions {
+  readonly className: string;
+  readonly Class: ActorClass["Class"];
+  /** SQLite-backed (the default) or the legacy KV-backed kind. */
+  readonly sqlite: boolean;
+  readonly keys: NativeKeys;
+}
+
+/** The class and objects behind one namespace, shared by every binding to that class. */
+export class NamespaceCore implements ActorClass {
+  readonly hosts = new Map<string, ActorHost>();
+  readonly className: string;
+  readonly Class: ActorClass["Class"];
+  readonly sqlite: boolean;
+  readonly keys: NativeKeys;
+
+  constructor(
+    readonly system: ActorSystem & { onHost(host: ActorHost): void },
+    options: NamespaceOptions,
+    readonly bindings: { readonly env: Record<string, unknown>; readonly exports: Record<string, unknown> },
+  ) {
+    this.className = options.className;
+    this.Class = options.Class;
+    this.sqlite = options.sqlite;
+    this.keys = options.keys;
+  }
+
+  get env(): unknown {
+    return this.bindings.env;
+  }
+
+  get exports(): object {
+    return this.bindings.exports;
+  }
+
+  makeId = (hex: string, name: string | undefined): DurableObjectId =>
+    makeId(hex, name, call(() => this.keys.parseId(hex)).jurisdiction, this);
+
+  readonly host = (id: DurableObjectId): ActorHost => {
+    this.system.assertLive();
+    const hex = id.toString();
+    let host = this.hosts.get(hex);
+    if (host === undefined) {
+      host = new ActorHost(this.system, this, hex);
+      this.hosts.set(hex, host);
+      this.system.onHost(host);
+    }
+    if (id.name !== undefined) host.name ??= id.name;
+    return host;
+  };
+}
+
+export interface GetOptions {
+  locationHint?: string;
+  routingMode?: string;
+}
+
+export class DurableObjectNamespace {
+  readonly #core: NamespaceCore;
+  readonly #jurisdiction: string | undefined;
+
+  /** @internal built by the runtime. */
+  constructor(core: NamespaceCore, jurisdiction?: string) {
+    if (!(core instanceof NamespaceCore)) throw new TypeError("Illegal constructor");
+    this.#core = core;
+    this.#jurisdiction = jurisdiction;
+  }
+
+  newUniqueId(options?: { jurisdiction?: string }): DurableObjectId {
+    this.#core.system.assertLive();
+    const jurisdiction = checkJurisdiction(options?.jurisdiction ?? this.#jurisdiction);
+    return makeId(call(() => this.#core.keys.newUniqueId(jurisdiction)), undefined, jurisdiction, this.#core);
+  }
+
+  idFromName(name: string): DurableObjectId {
+    this.#core.system.assertLive();
+    if (name === undefined) throw argumentTypeError("idFromName", "DurableObjectNamespace", 1, "string");
+    const text = String(name);
+    const hex = call(() => this.#core.keys.idFromName(text, this.#jurisdiction));
+    return makeId(hex, text, this.#jurisdiction, this.#core);
+  }
+
+  idFromString(id: string): DurableObjectId {
+    this.#core.system.assertLive();
+    if (id === undefined) throw argumentTypeError("idFromString", "DurableObjectNamespace", 1, "string");
+    const parsed = call(() => this.#core.keys.parseId(String(id)));
+    return makeId(parsed.hex, undefined, parsed.jurisdiction, this.#core);
+  }
+
+  get(id: DurableObjectId, options?: GetOptions): DurableObjectStub {
+    this.#core.system.assertLive();
+    if (!(id instanceof DurableObjectId)) throw argumentTypeError("get", "DurableObjectNamespace", 1, "DurableObjectId");
+    if (DurableObjectId.namespaceOf(id) !== this.#core) {
+      throw new TypeError("Durable Object ID is not valid for this namespace.");
+    }
+    if (this.#jurisdiction !== undefined && id.jurisdiction !== this.#jurisdiction) {
+      throw new TypeError("get called on jurisdictional subnamespace with an ID from a different jurisdiction");
+    }
+    const routingMode = options?.routingMode;
+    if (routingMode !== undefined && !ROUTING_MODES.has(routingMode)) {
+      throw new RangeError(`unknown routingMode: ${routingMode}`);
+    }
+    return makeStub(this.#core.host, id);
+  }
+
+  getByName(name: string, options?: GetOptions): DurableObjectStub {
+    return this.get(this.idFromName(name), options);
+  }
+
+  jurisdiction(jurisdiction: string | null | undefined): DurableObjectNamespace {
+    if (jurisdiction === null || jurisdiction === undefined) return new DurableObjectNamespace(this.#core);
+    return new DurableObjectNamespace(this.#core, checkJurisdiction(jurisdiction));
+  }
+}
+
+function checkJurisdiction(jurisdiction: string | undefined): string | undefined {
+  if (jurisdiction !== undefined && !JURISDICTIONS.has(jurisdiction)) {
+    throw new TypeError(`Unknown jurisdiction "${jurisdiction}": expected one of eu, fedramp, fedramp-high, us.`);
+  }
+  return jurisdiction;
+}

@@ -1,0 +1,203 @@
+// createRuntime(): namespaces, bindings and lifecycle of one set of Durable Objects in this process.
+
+import path from "node:path";
+import type { RuntimeStore } from "../native/binding.js";
+import type { ActorHost, ActorSystem, PendingEvent } from "./actor.js";
+import { DurableObjectId } from "./id.js";
+import { call, native } from "./native.js";
+import { DurableObjectNamespace, NamespaceCore } from "./namespace.js";
+import type { DurableObjectStub } from "./stub.js";
+import { clearAmbient, setAmbient } from "./workers.js";
+
+export type DurableObjectClass = new (ctx: any, env: any) => object;
+
+export interface DurableObjectClassOptions {
+  class: DurableObjectClass;
+  /** SQLite-backed storage (the default, Cloudflare's recommended backend); false: legacy KV-backed. */
+  sqlite?: boolean;
+  /** workerd's `uniqueKey`: the same key gives byte-identical ids. Default: random, persisted. */
+  uniqueKey?: string;
+}
+
+export interface RuntimeOptions {
+  durableObjects?: Record<string, DurableObjectClass | DurableObjectClassOptions>;
+  /** Other bindings (vars and the like), given to objects as `env`. */
+  bindings?: Record<string, unknown>;
+  /** A folder for state (`true`: ./.durable); false or absent: in memory. */
+  persist?: string | boolean;
+  /** Evict an object after this long without events. Default 70 s (Cloudflare: 70–140 s). */
+  idleTimeoutMs?: number;
+  /** How long blockConcurrencyWhile() may run before the object is reset. Default 30 s. */
+  blockConcurrencyTimeoutMs?: number;
+}
+
+export interface Runtime {
+  readonly env: Record<string, unknown>;
+  /** Drops the object's instance as if it had been idle; its next event constructs a new one. */
+  evict(stub: DurableObjectStub): Promise<void>;
+  /** Fails pending calls, releases every object and closes files; the runtime is unusable after. */
+  dispose(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+const DEFAULT_IDLE_MS = 70_000;
+const DEFAULT_BCW_TIMEOUT_MS = 30_000;
+
+export function createRuntime(options: RuntimeOptions = {}): Runtime {
+  return new RuntimeImpl(options);
+}
+
+class RuntimeImpl implements Runtime, ActorSystem {
+  readonly env: Record<string, unknown> = {};
+  readonly exports: Record<string, unknown> = {};
+  readonly actors = new native.Actors();
+  readonly events = new Map<number, PendingEvent>();
+  readonly blockConcurrencyTimeoutMs: number;
+  readonly #hosts: ActorHost[] = [];
+  readonly #store: RuntimeStore | undefined;
+  readonly #sweep: NodeJS.Timeout;
+  #token = 0;
+  #disposed = false;
+
+  constructor(options: RuntimeOptions) {
+    if (options === null || typeof options !== "object") {
+      throw new TypeError("createRuntime(options): options must be an object.");
+    }
+    const idleMs = positiveMs(options.idleTimeoutMs, DEFAULT_IDLE_MS, "idleTimeoutMs");
+    this.blockConcurrencyTimeoutMs = positiveMs(
+      options.blockConcurrencyTimeoutMs,
+      DEFAULT_BCW_TIMEOUT_MS,
+      "blockConcurrencyTimeoutMs",
+    );
+    const dir = persistDir(options.persist);
+    this.#store = dir === undefined ? undefined : call(() => new native.RuntimeStore(dir));
+    try {
+      this.#bind(options);
+    } catch (err) {
+      this.#store?.close();
+      throw err;
+    }
+    this.#sweep = setInterval(() => this.#evictIdle(idleMs), Math.max(10, Math.min(idleMs / 2, 5_000)));
+    this.#sweep.unref();
+    setAmbient(this.env, this.exports);
+  }
+
+  #bind(options: RuntimeOptions): void {
+    const classes = options.durableObjects ?? {};
+    const bindings = options.bindings ?? {};
+    if (typeof classes !== "object" || typeof bindings !== "object") {
+      throw new TypeError("createRuntime(options): durableObjects and bindings must be objects.");
+    }
+    const cores = new Map<DurableObjectClass, NamespaceCore>();
+    for (const [binding, entry] of Object.entries(classes)) {
+      const spec = classOptions(binding, entry);
+      let core = cores.get(spec.class);
+      if (core === undefined) {
+        core = this.#namespace(spec);
+        cores.set(spec.class, core);
+        this.exports[core.className] = new DurableObjectNamespace(core);
+      }
+      this.env[binding] = new DurableObjectNamespace(core);
+    }
+    for (const [binding, value] of Object.entries(bindings)) {
+      if (binding in this.env) {
+        throw new Error(`Binding "${binding}" is defined twice: in durableObjects and in bindings.`);
+      }
+      this.env[binding] = value;
+    }
+  }
+
+  #namespace(spec: DurableObjectClassOptions): NamespaceCore {
+    const className = spec.class.name;
+    const uniqueKey =
+      spec.uniqueKey ?? (this.#store ? call(() => this.#store!.namespaceKey(className)) : native.randomUniqueKey());
+    return new NamespaceCore(
+      this,
+      { className, Class: spec.class, sqlite: spec.sqlite ?? true, keys: new native.Namespace(uniqueKey) },
+      this,
+    );
+  }
+
+  nextToken(): number {
+    this.#token = (this.#token + 1) >>> 0;
+    return this.#token;
+  }
+
+  assertLive(): void {
+    if (this.#disposed) {
+      throw new Error("This durable-node runtime has been disposed; create a new one with createRuntime().");
+    }
+  }
+
+  onHost(host: ActorHost): void {
+    this.#hosts[host.handle] = host;
+  }
+
+  #evictIdle(idleMs: number): void {
+    for (const handle of this.actors.idle(idleMs)) this.#hosts[handle]?.evict();
+  }
+
+  async evict(stub: DurableObjectStub): Promise<void> {
+    this.assertLive();
+    const id = (stub as { id?: unknown } | undefined)?.id;
+    if (!(id instanceof DurableObjectId)) throw new TypeError("runtime.evict(stub): expected a Durable Object stub.");
+    const core = DurableObjectId.namespaceOf(id);
+    if (!(core instanceof NamespaceCore) || core.system !== this) {
+      throw new TypeError("runtime.evict(stub): the stub belongs to another runtime.");
+    }
+    core.hosts.get(id.toString())?.evict();
+  }
+
+  async dispose(): Promise<void> {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    clearInterval(this.#sweep);
+    const reason = new Error("The durable-node runtime was disposed while this call was pending.");
+    for (const host of this.#hosts) host?.close(reason);
+    this.#store?.close();
+    clearAmbient(this.env);
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.dispose();
+  }
+}
+
+function classOptions(binding: string, entry: unknown): DurableObjectClassOptions {
+  const spec = (typeof entry === "function" ? { class: entry } : entry) as DurableObjectClassOptions | undefined;
+  const Class = spec?.class as unknown;
+  if (typeof Class !== "function" || typeof (Class as { prototype?: unknown }).prototype !== "object") {
+    throw new TypeError(
+      `durableObjects.${binding}: expected a Durable Object class (a constructor) or { class, sqlite?, uniqueKey? }, got ${describe(Class ?? entry)}.`,
+    );
+  }
+  if (spec!.sqlite !== undefined && typeof spec!.sqlite !== "boolean") {
+    throw new TypeError(`durableObjects.${binding}.sqlite: expected a boolean, got ${describe(spec!.sqlite)}.`);
+  }
+  if (spec!.uniqueKey !== undefined && typeof spec!.uniqueKey !== "string") {
+    throw new TypeError(`durableObjects.${binding}.uniqueKey: expected a string, got ${describe(spec!.uniqueKey)}.`);
+  }
+  return spec!;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (typeof value === "function") return "a function that is not a constructor";
+  if (typeof value === "object") return "an object";
+  return `${typeof value} ${JSON.stringify(value) ?? String(value)}`;
+}
+
+function positiveMs(value: unknown, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !(value > 0) || !Number.isFinite(value)) {
+    throw new TypeError(`createRuntime(options): ${name} must be a positive number of milliseconds, got ${describe(value)}.`);
+  }
+  return value;
+}
+
+function persistDir(persist: unknown): string | undefined {
+  if (persist === undefined || persist === false) return undefined;
+  if (persist === true) return path.resolve(".durable");
+  if (typeof persist === "string" && persist !== "") return path.resolve(persist);
+  throw new TypeError(`createRuntime(options): persist must be a folder path, true or false, got ${describe(persist)}.`);
+}
