@@ -1,5 +1,10 @@
 // Workers globals that DO code relies on and Node lacks: `scheduler.wait`, `navigator.userAgent`.
 
+declare global {
+  // eslint-disable-next-line no-var
+  var scheduler: { wait(ms: number): Promise<void> };
+}
+
 const g = globalThis as Record<string, unknown>;
 
 if (typeof (g.scheduler as { wait?: unknown } | undefined)?.wait !== "function") {
@@ -17,3 +22,5 @@ Object.defineProperty(g.navigator as object, "userAgent", {
   configurable: true,
   enumerable: true,
 });
+
+export {};

@@ -107,6 +107,11 @@ export class DurableObjectStub {
   }
 }
 
+// Object.prototype members (toString, hasOwnProperty…) and `constructor` are RPC names like any
+// other, refused by the receiver (spec 198, 200).
+Object.setPrototypeOf(DurableObjectStub.prototype, null);
+delete (DurableObjectStub.prototype as { constructor?: unknown }).constructor;
+
 const STUB_HANDLER: ProxyHandler<DurableObjectStub> = {
   get(target, prop) {
     // Local members win: id, name, fetch, and whatever the caller added to the stub (spec 197).
