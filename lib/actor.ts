@@ -75,6 +75,7 @@ export class ActorHost {
   /** Queues `work` for the instance; settles with its (copied) result or remote error. */
   deliver(generation: Generation, work: (instance: any) => unknown, copyResult: boolean, target?: object): Promise<unknown> {
     return new Promise((resolve, reject) => {
+      this.system.assertLive();
       const { actors, events } = this.system;
       const token = this.system.nextToken();
       events.set(token, { host: this, generation, work, copyResult, target, resolve, reject, epoch: 0 });
@@ -84,7 +85,7 @@ export class ActorHost {
 
   readonly #drain = (): void => {
     const { actors, events } = this.system;
-    for (let token; !this.#closed && (token = actors.next(this.handle)) >= 0; ) {
+    for (let token; !this.#closed && (token = actors.nextEvent(this.handle)) >= 0; ) {
       const event = events.get(token)!;
       const refusal = this.#refusal(event);
       if (refusal) {
@@ -249,7 +250,7 @@ export class ActorHost {
   /** Drops the instance, keeping the generation: the next event builds a new one. */
   evict(): void {
     if (this.instance === undefined) return;
-    this.#drop(resetError(new Error("Durable Object was evicted while this request was running.")));
+    this.#drop(remoteError(resetError(new Error("Durable Object was evicted while this request was running."))));
   }
 
   /** The runtime is going away: every pending event fails with `reason`. */

@@ -87,7 +87,7 @@ export class DurableObjectNamespace {
   idFromName(name: string): DurableObjectId {
     this.#core.system.assertLive();
     if (name === undefined) throw argumentTypeError("idFromName", "DurableObjectNamespace", 1, "string");
-    const text = String(name);
+    const text = `${name}`; // a Symbol throws here, as in workerd
     const hex = call(() => this.#core.keys.idFromName(text, this.#jurisdiction));
     return makeId(hex, text, this.#jurisdiction, this.#core);
   }
@@ -95,7 +95,8 @@ export class DurableObjectNamespace {
   idFromString(id: string): DurableObjectId {
     this.#core.system.assertLive();
     if (id === undefined) throw argumentTypeError("idFromString", "DurableObjectNamespace", 1, "string");
-    const parsed = call(() => this.#core.keys.parseId(String(id)));
+    const text = `${id}`;
+    const parsed = call(() => this.#core.keys.parseId(text));
     return makeId(parsed.hex, undefined, parsed.jurisdiction, this.#core);
   }
 

@@ -2,6 +2,7 @@
 
 import type { ActorHost } from "./actor.js";
 import { argumentTypeError, resetError } from "./errors.js";
+import type { DurableObjectId } from "./id.js";
 
 const MAX_EVENT_TIMEOUT_MS = 604_800_000;
 
@@ -11,6 +12,13 @@ function webSocketsNotYet(method: string): Error {
 }
 
 export class DurableObjectState {
+  // Lazy own properties, defined in the constructor (types only here).
+  declare readonly facets: DurableObjectFacets;
+  declare readonly container: undefined;
+  declare readonly storage: unknown;
+  declare readonly id: DurableObjectId;
+  declare readonly props: Record<string, unknown>;
+  declare readonly exports: Record<string, unknown>;
   readonly #host: ActorHost;
   #eventTimeoutMs: number | null = null;
 

@@ -37,7 +37,9 @@ impl fmt::Display for CoreError {
                 "Unknown jurisdiction \"{j}\": expected one of eu, fedramp, fedramp-high, us."
             ),
             CoreError::Random(e) => write!(f, "could not get random bytes for a unique id: {e}"),
-            CoreError::NoSuchActor(h) => write!(f, "durable-node internal: no actor with handle {h}"),
+            CoreError::NoSuchActor(h) => {
+                write!(f, "durable-node internal: no actor with handle {h}")
+            }
             CoreError::RuntimeDb(e) => write!(f, "runtime database: {e}"),
         }
     }
@@ -53,6 +55,9 @@ impl From<rusqlite::Error> for CoreError {
 
 impl From<CoreError> for napi::Error {
     fn from(e: CoreError) -> Self {
-        napi::Error::new(napi::Status::GenericFailure, format!("{}\u{0}{e}", e.js_class()))
+        napi::Error::new(
+            napi::Status::GenericFailure,
+            format!("{}\u{0}{e}", e.js_class()),
+        )
     }
 }

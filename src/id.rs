@@ -117,12 +117,21 @@ mod tests {
     fn parse_accepts_upper_case_and_rejects_foreign_ids() {
         let keys = NamespaceKeys::new("a");
         let id = hex::encode(keys.from_name("x", None).unwrap());
-        assert_eq!(keys.parse(&id.to_uppercase()).unwrap().0, keys.parse(&id).unwrap().0);
+        assert_eq!(
+            keys.parse(&id.to_uppercase()).unwrap().0,
+            keys.parse(&id).unwrap().0
+        );
         let other = NamespaceKeys::new("b");
         assert!(matches!(other.parse(&id), Err(CoreError::IdForeign)));
-        assert!(matches!(keys.parse(&"0".repeat(64)), Err(CoreError::IdForeign)));
+        assert!(matches!(
+            keys.parse(&"0".repeat(64)),
+            Err(CoreError::IdForeign)
+        ));
         assert!(matches!(keys.parse("abc"), Err(CoreError::IdFormat)));
-        assert!(matches!(keys.parse(&"g".repeat(64)), Err(CoreError::IdFormat)));
+        assert!(matches!(
+            keys.parse(&"g".repeat(64)),
+            Err(CoreError::IdFormat)
+        ));
     }
 
     #[test]
@@ -141,7 +150,10 @@ mod tests {
         assert_ne!(eu, keys.from_name("x", None).unwrap());
         assert_eq!(keys.parse(&hex::encode(eu)).unwrap().1, Some("eu"));
         let us = keys.unique(Some("fedramp-high")).unwrap();
-        assert_eq!(keys.parse(&hex::encode(us)).unwrap().1, Some("fedramp-high"));
+        assert_eq!(
+            keys.parse(&hex::encode(us)).unwrap().1,
+            Some("fedramp-high")
+        );
         assert!(matches!(
             keys.from_name("x", Some("mars")),
             Err(CoreError::UnknownJurisdiction(_))

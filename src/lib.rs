@@ -117,8 +117,8 @@ impl Actors {
 
     /// The next token the gate lets through, or -1 (which ends the drain).
     #[napi]
-    pub fn next(&mut self, handle: u32) -> Result<i64> {
-        Ok(self.actor(handle)?.next().map_or(-1, i64::from))
+    pub fn next_event(&mut self, handle: u32) -> Result<i64> {
+        Ok(self.actor(handle)?.next_event().map_or(-1, i64::from))
     }
 
     #[napi]

@@ -15,9 +15,8 @@ pub struct RuntimeDb {
 
 impl RuntimeDb {
     pub fn open(dir: &Path) -> Result<Self, CoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            CoreError::RuntimeDb(format!("cannot create {}: {e}", dir.display()))
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| CoreError::RuntimeDb(format!("cannot create {}: {e}", dir.display())))?;
         let conn = Connection::open(dir.join("runtime.sqlite"))?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL;
@@ -65,7 +64,10 @@ mod tests {
     #[test]
     fn namespace_keys_persist_across_opens() {
         let dir = std::env::temp_dir().join(format!("dn-runtime-db-{}", random_key().unwrap()));
-        let first = RuntimeDb::open(&dir).unwrap().namespace_key("Room").unwrap();
+        let first = RuntimeDb::open(&dir)
+            .unwrap()
+            .namespace_key("Room")
+            .unwrap();
         let db = RuntimeDb::open(&dir).unwrap();
         assert_eq!(db.namespace_key("Room").unwrap(), first);
         assert_ne!(db.namespace_key("Other").unwrap(), first);

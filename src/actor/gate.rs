@@ -55,7 +55,7 @@ impl Actor {
     }
 
     /// The next event the drain may start, if the gate is open. Ends the drain otherwise.
-    pub fn next(&mut self) -> Option<u32> {
+    pub fn next_event(&mut self) -> Option<u32> {
         if self.gate_open() {
             if let Some(token) = self.queue.pop_front() {
                 self.busy += 1;
@@ -136,7 +136,7 @@ mod tests {
     use super::*;
 
     fn drain(a: &mut Actor) -> Vec<u32> {
-        std::iter::from_fn(|| a.next()).collect()
+        std::iter::from_fn(|| a.next_event()).collect()
     }
 
     #[test]
@@ -145,7 +145,10 @@ mod tests {
         assert!(a.enqueue(1));
         assert!(!a.enqueue(2), "a drain is already scheduled");
         assert_eq!(drain(&mut a), [1, 2]);
-        assert!(a.enqueue(3), "the drain ended, the next event schedules another");
+        assert!(
+            a.enqueue(3),
+            "the drain ended, the next event schedules another"
+        );
     }
 
     #[test]
@@ -153,9 +156,9 @@ mod tests {
         let mut a = Actor::new(Instant::now());
         a.enqueue(1);
         a.enqueue(2);
-        assert_eq!(a.next(), Some(1));
+        assert_eq!(a.next_event(), Some(1));
         let epoch = a.hold(); // event 1 starts a storage operation
-        assert_eq!(a.next(), None);
+        assert_eq!(a.next_event(), None);
         assert!(!a.enqueue(3));
         let inner = a.hold();
         assert!(!a.release(inner), "still held once");
@@ -169,12 +172,15 @@ mod tests {
         a.enqueue(1);
         a.enqueue(2);
         a.enqueue(3);
-        assert_eq!(a.next(), Some(1));
+        assert_eq!(a.next_event(), Some(1));
         assert!(!a.wait_for_gate(1), "gate open: the event runs");
-        assert_eq!(a.next(), Some(2));
+        assert_eq!(a.next_event(), Some(2));
         let epoch = a.hold();
         assert!(a.wait_for_gate(2));
-        assert!(a.release(epoch), "the drain ended, so the release schedules one");
+        assert!(
+            a.release(epoch),
+            "the drain ended, so the release schedules one"
+        );
         assert_eq!(drain(&mut a), [2, 3]);
     }
 
@@ -183,12 +189,18 @@ mod tests {
         let mut a = Actor::new(Instant::now());
         let old = a.hold();
         a.enqueue(1);
-        assert!(a.reset(Instant::now()), "queued events go to the next instance");
+        assert!(
+            a.reset(Instant::now()),
+            "queued events go to the next instance"
+        );
         assert!(!a.release(old));
         assert_eq!(drain(&mut a), [1]);
         let new = a.hold();
-        assert!(!a.release(old), "a stale release leaves the new hold in place");
-        assert_eq!(a.next(), None);
+        assert!(
+            !a.release(old),
+            "a stale release leaves the new hold in place"
+        );
+        assert_eq!(a.next_event(), None);
         a.enqueue(2);
         assert!(a.release(new));
     }
@@ -201,7 +213,7 @@ mod tests {
         assert!(!a.is_idle(t0 + idle, idle), "not live");
         a.set_live(true, t0);
         a.enqueue(1);
-        assert_eq!(a.next(), Some(1));
+        assert_eq!(a.next_event(), Some(1));
         assert!(!a.is_idle(t0 + idle, idle), "an event is running");
         a.finish(a.epoch(), t0 + idle);
         assert!(!a.is_idle(t0 + idle, idle), "just active");

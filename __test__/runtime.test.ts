@@ -1,0 +1,321 @@
+// createRuntime(): env and bindings, the ambient cloudflare:workers env, bad options, dispose, evict, Workers globals.
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { env as ambientEnv } from "cloudflare:workers";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { DurableObjectNamespace } from "../lib/namespace.js";
+import { createRuntime, type Runtime, type RuntimeOptions } from "../lib/runtime.js";
+import type { DurableObjectStub } from "../lib/stub.js";
+import { IdProbe, OtherProbe, type Remote } from "./fixtures/ids-objects.js";
+
+const DISPOSED = "This durable-node runtime has been disposed; create a new one with createRuntime().";
+const PENDING_AT_DISPOSE = "The durable-node runtime was disposed while this call was pending.";
+
+const runtimes: Runtime[] = [];
+const dirs: string[] = [];
+
+function start(options: RuntimeOptions): Runtime {
+  const rt = createRuntime(options);
+  runtimes.push(rt);
+  return rt;
+}
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "durable-node-runtime-"));
+  dirs.push(dir);
+  return dir;
+}
+
+function binding(rt: Runtime, name = "NS"): DurableObjectNamespace {
+  return rt.env[name] as DurableObjectNamespace;
+}
+
+function probe(stub: DurableObjectStub): Remote<IdProbe> {
+  return stub as Remote<IdProbe>;
+}
+
+/** Asserts the exact class and message of what `fn` throws. */
+function expectThrow(fn: () => unknown, Class: ErrorConstructor, message: string): void {
+  let err: unknown;
+  try {
+    fn();
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeInstanceOf(Class);
+  expect((err as Error).message).toBe(message);
+}
+
+/** Asserts the exact class and message `promise` rejects with. */
+async function expectReject(promise: Promise<unknown>, Class: ErrorConstructor, message: string): Promise<void> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(Class);
+  expect((err as Error).message).toBe(message);
+}
+
+beforeEach(() => {
+  IdProbe.constructed = 0;
+  IdProbe.lastEnv = undefined;
+});
+
+afterEach(async () => {
+  for (const rt of runtimes.splice(0)) await rt.dispose();
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("env and bindings", () => {
+  it("env: a DurableObjectNamespace per class binding and the plain bindings as given", () => {
+    const config = { level: 3 };
+    const rt = start({
+      durableObjects: { NS: IdProbe, OTHER: OtherProbe },
+      bindings: { GREETING: "hello", CONFIG: config },
+    });
+    expect(Object.keys(rt.env)).toEqual(["NS", "OTHER", "GREETING", "CONFIG"]);
+    expect(rt.env.NS).toBeInstanceOf(DurableObjectNamespace);
+    expect(rt.env.OTHER).toBeInstanceOf(DurableObjectNamespace);
+    expect(rt.env.GREETING).toBe("hello");
+    expect(rt.env.CONFIG).toBe(config);
+  });
+
+  it("this.env inside the object is the runtime's env (spec 8)", async () => {
+    const rt = start({ durableObjects: { NS: IdProbe }, bindings: { GREETING: "hello" } });
+    const stub = probe(binding(rt).getByName("a"));
+    expect(await stub.greeting()).toBe("hello");
+    expect(IdProbe.lastEnv).toBe(rt.env);
+  });
+
+  it("two bindings to one class share a namespace: the same ids and the same instance", async () => {
+    const rt = start({ durableObjects: { A: IdProbe, B: IdProbe } });
+    const a = binding(rt, "A");
+    const b = binding(rt, "B");
+    expect(a.idFromName("x").toString()).toBe(b.idFromName("x").toString());
+    expect(b.idFromString(a.newUniqueId().toString()).jurisdiction).toBe(undefined);
+    expect(await probe(a.getByName("x")).increment()).toBe(1);
+    expect(await probe(b.getByName("x")).increment()).toBe(2);
+    expect(await probe(b.get(a.idFromName("x"))).increment()).toBe(3);
+    expect(IdProbe.constructed).toBe(1);
+  });
+
+  it("ctx.exports: the class name holds a namespace of that class (spec 2, enable_ctx_exports)", async () => {
+    const rt = start({ durableObjects: { NS: IdProbe, OTHER: OtherProbe } });
+    const seen = await probe(binding(rt).getByName("x")).exportsSeen();
+    expect(seen).toEqual({
+      keys: ["IdProbe", "OtherProbe"],
+      isNamespace: true,
+      idOfA: binding(rt).idFromName("a").toString(),
+    });
+  });
+});
+
+describe('env from "cloudflare:workers"', () => {
+  it("shows the latest runtime's bindings", () => {
+    start({ bindings: { GREETING: "first" } });
+    expect(ambientEnv.GREETING).toBe("first");
+    start({ durableObjects: { NS: IdProbe }, bindings: { GREETING: "second" } });
+    expect(ambientEnv.GREETING).toBe("second");
+    expect(Object.keys(ambientEnv)).toEqual(["NS", "GREETING"]);
+    expect(ambientEnv.NS).toBeInstanceOf(DurableObjectNamespace);
+  });
+
+  it("is emptied of a runtime's bindings by its dispose", async () => {
+    const rt = start({ bindings: { GREETING: "hello" } });
+    expect(ambientEnv.GREETING).toBe("hello");
+    await rt.dispose();
+    expect(ambientEnv.GREETING).toBe(undefined);
+    expect(Object.keys(ambientEnv)).toEqual([]);
+  });
+
+  it("keeps the latest runtime's bindings when an older runtime is disposed", async () => {
+    const older = start({ bindings: { GREETING: "older" } });
+    start({ bindings: { GREETING: "newer" } });
+    await older.dispose();
+    expect(ambientEnv.GREETING).toBe("newer");
+  });
+});
+
+describe("bad options", () => {
+  const expected = "expected a Durable Object class (a constructor) or { class, sqlite?, uniqueKey? }";
+
+  it("durableObjects entry that is a number → TypeError", () => {
+    expectThrow(
+      () => start({ durableObjects: { NS: 5 as never } }),
+      TypeError,
+      `durableObjects.NS: ${expected}, got number 5.`,
+    );
+  });
+
+  it("durableObjects entry that is an arrow function → TypeError", () => {
+    expectThrow(
+      () => start({ durableObjects: { NS: (() => {}) as never } }),
+      TypeError,
+      `durableObjects.NS: ${expected}, got a function that is not a constructor.`,
+    );
+  });
+
+  it("durableObjects entry { class: 5 } → TypeError", () => {
+    expectThrow(
+      () => start({ durableObjects: { NS: { class: 5 as never } } }),
+      TypeError,
+      `durableObjects.NS: ${expected}, got number 5.`,
+    );
+  });
+
+  it('sqlite: "yes" → TypeError', () => {
+    expectThrow(
+      () => start({ durableObjects: { NS: { class: IdProbe, sqlite: "yes" as never } } }),
+      TypeError,
+      'durableObjects.NS.sqlite: expected a boolean, got string "yes".',
+    );
+  });
+
+  it("uniqueKey: 1 → TypeError", () => {
+    expectThrow(
+      () => start({ durableObjects: { NS: { class: IdProbe, uniqueKey: 1 as never } } }),
+      TypeError,
+      "durableObjects.NS.uniqueKey: expected a string, got number 1.",
+    );
+  });
+
+  it("a name in both durableObjects and bindings → Error", () => {
+    expectThrow(
+      () => start({ durableObjects: { NS: IdProbe }, bindings: { NS: "clash" } }),
+      Error,
+      'Binding "NS" is defined twice: in durableObjects and in bindings.',
+    );
+  });
+
+  it("persist: 5 → TypeError", () => {
+    expectThrow(
+      () => start({ persist: 5 as never }),
+      TypeError,
+      "createRuntime(options): persist must be a folder path, true or false, got number 5.",
+    );
+  });
+
+  it("idleTimeoutMs: -1 → TypeError", () => {
+    expectThrow(
+      () => start({ idleTimeoutMs: -1 }),
+      TypeError,
+      "createRuntime(options): idleTimeoutMs must be a positive number of milliseconds, got number -1.",
+    );
+  });
+
+  it("createRuntime(null) → TypeError", () => {
+    expectThrow(() => start(null as never), TypeError, "createRuntime(options): options must be an object.");
+  });
+
+  it("a refused runtime leaves the ambient env alone", () => {
+    start({ bindings: { GREETING: "kept" } });
+    expect(() => start({ durableObjects: { NS: IdProbe }, bindings: { NS: "clash" } })).toThrow();
+    expect(ambientEnv.GREETING).toBe("kept");
+  });
+});
+
+describe("dispose", () => {
+  it("namespace methods throw the disposed error afterwards", async () => {
+    const rt = start({ durableObjects: { NS: IdProbe } });
+    const ns = binding(rt);
+    await rt.dispose();
+    expectThrow(() => ns.idFromName("a"), Error, DISPOSED);
+    expectThrow(() => ns.newUniqueId(), Error, DISPOSED);
+    expectThrow(() => ns.getByName("a"), Error, DISPOSED);
+  });
+
+  it("a stub made before dispose and never used rejects with the disposed error", async () => {
+    const rt = start({ durableObjects: { NS: IdProbe } });
+    const stub = probe(binding(rt).getByName("a"));
+    await rt.dispose();
+    await expectReject(stub.increment(), Error, DISPOSED);
+  });
+
+  it("a stub used before dispose rejects with the disposed error", async () => {
+    const rt = start({ durableObjects: { NS: IdProbe } });
+    const stub = probe(binding(rt).getByName("a"));
+    expect(await stub.increment()).toBe(1);
+    await rt.dispose();
+    await expectReject(stub.increment(), Error, DISPOSED);
+    await expectReject(stub.fetch("https://example.com/"), Error, DISPOSED);
+  });
+
+  it("a call pending at dispose rejects", async () => {
+    const rt = start({ durableObjects: { NS: IdProbe } });
+    const stub = probe(binding(rt).getByName("a"));
+    const pending = stub.hang();
+    expect(await stub.increment()).toBe(1);
+    await rt.dispose();
+    await expectReject(pending, Error, PENDING_AT_DISPOSE);
+  });
+
+  it("dispose twice resolves both times", async () => {
+    const rt = start({ durableObjects: { NS: IdProbe } });
+    await rt.dispose();
+    await expect(rt.dispose()).resolves.toBe(undefined);
+  });
+
+  it("await using disposes the runtime at the end of the block (Symbol.asyncDispose)", async () => {
+    let ns: DurableObjectNamespace;
+    {
+      await using rt = createRuntime({ durableObjects: { NS: IdProbe } });
+      ns = binding(rt);
+      expect(await probe(ns.getByName("a")).increment()).toBe(1);
+    }
+    expectThrow(() => ns.idFromName("a"), Error, DISPOSED);
+  });
+});
+
+describe("evict", () => {
+  it("evict: the next call constructs the object again, with its in-memory fields reset (spec 10)", async () => {
+    const rt = start({ durableObjects: { NS: IdProbe } });
+    const stub = probe(binding(rt).getByName("a"));
+    expect(await stub.increment()).toBe(1);
+    expect(await stub.increment()).toBe(2);
+    await rt.evict(stub);
+    expect(IdProbe.constructed).toBe(1);
+    expect(await stub.increment()).toBe(1);
+    expect(IdProbe.constructed).toBe(2);
+  });
+
+  it("evict of something that is not a stub → TypeError", async () => {
+    const rt = start({ durableObjects: { NS: IdProbe } });
+    const message = "runtime.evict(stub): expected a Durable Object stub.";
+    await expectReject(rt.evict({} as never), TypeError, message);
+    await expectReject(rt.evict(binding(rt).idFromName("a") as never), TypeError, message);
+  });
+
+  it("evict of a stub from another runtime → TypeError", async () => {
+    const rt = start({ durableObjects: { NS: IdProbe } });
+    const other = start({ durableObjects: { NS: IdProbe } });
+    await expectReject(
+      rt.evict(binding(other).getByName("a")),
+      TypeError,
+      "runtime.evict(stub): the stub belongs to another runtime.",
+    );
+  });
+});
+
+describe("Workers globals", () => {
+  it("scheduler.wait(10) resolves after at least 10 ms (spec 97 relies on it)", async () => {
+    const scheduler = (globalThis as unknown as { scheduler: { wait(ms: number): Promise<void> } }).scheduler;
+    const begin = performance.now();
+    await expect(scheduler.wait(10)).resolves.toBe(undefined);
+    // Timers may fire up to a millisecond early against performance.now(); the bound allows for that.
+    expect(performance.now() - begin).toBeGreaterThanOrEqual(9);
+  });
+
+  it('navigator.userAgent is "Cloudflare-Workers"', () => {
+    const navigator = (globalThis as unknown as { navigator: { userAgent: string } }).navigator;
+    expect(navigator.userAgent).toBe("Cloudflare-Workers");
+  });
+});
+
+describe("persist", () => {
+  it("persist: dir creates dir/runtime.sqlite (DESIGN, where the state lives)", () => {
+    const dir = tempDir();
+    start({ persist: dir, durableObjects: { NS: IdProbe } });
+    expect(existsSync(join(dir, "runtime.sqlite"))).toBe(true);
+  });
+});

@@ -1,0 +1,99 @@
+// getPlatformProxy(): wrangler's API for frameworks — the bindings of a wrangler project, in Node.
+
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { ConfigError, findWranglerConfig, readWranglerConfig, type WorkerConfig } from "./config.js";
+import { createRuntime, type DurableObjectClassOptions, type Runtime } from "./runtime.js";
+
+export interface GetPlatformProxyOptions {
+  /** The wrangler config file; default: wrangler.jsonc/.json/.toml in the current directory. */
+  configPath?: string;
+  /** An `env.<name>` section of the config. */
+  environment?: string;
+  /** Keep state (default true: `.durable/` beside the config), `{ path }` for another folder. */
+  persist?: boolean | { path: string };
+}
+
+export interface PlatformProxy<Env = Record<string, unknown>> {
+  env: Env;
+  cf: Record<string, unknown>;
+  ctx: ExecutionContext;
+  caches: { default: NoopCache; open(name: string): Promise<NoopCache> };
+  dispose(): Promise<void>;
+}
+
+export class ExecutionContext {
+  readonly props: Record<string, unknown> = {};
+  waitUntil(promise: Promise<unknown>): void {
+    Promise.resolve(promise).catch((err) => console.error("Uncaught (in waitUntil)", err));
+  }
+  passThroughOnException(): void {}
+}
+
+/** As in `wrangler dev`, the cache stores nothing. */
+class NoopCache {
+  async match(_request: unknown): Promise<undefined> {
+    return undefined;
+  }
+  async put(_request: unknown, _response: unknown): Promise<void> {}
+  async delete(_request: unknown): Promise<boolean> {
+    return false;
+  }
+}
+
+export async function getPlatformProxy<Env = Record<string, unknown>>(
+  options: GetPlatformProxyOptions = {},
+): Promise<PlatformProxy<Env>> {
+  const configPath = options.configPath ?? findWranglerConfig(process.cwd());
+  const config = configPath === undefined ? undefined : readWranglerConfig(configPath, { env: options.environment });
+  const runtime: Runtime = createRuntime({
+    durableObjects: config ? await durableObjectClasses(config) : {},
+    bindings: config?.vars ?? {},
+    persist: persistDir(options.persist, config?.dir ?? process.cwd()),
+  });
+  const cache = new NoopCache();
+  return {
+    env: runtime.env as Env,
+    cf: { colo: "DFW", country: "US", httpProtocol: "HTTP/1.1", tlsVersion: "TLSv1.3" },
+    ctx: new ExecutionContext(),
+    caches: { default: cache, open: async () => cache },
+    dispose: () => runtime.dispose(),
+  };
+}
+
+async function durableObjectClasses(config: WorkerConfig): Promise<Record<string, DurableObjectClassOptions>> {
+  const file = path.basename(config.path);
+  if (config.durableObjects.length === 0) return {};
+  if (config.main === undefined) throw new ConfigError(`${file}: main: required to find the Durable Object classes`);
+  const mod = await importMain(config.main);
+  const classes: Record<string, DurableObjectClassOptions> = {};
+  config.durableObjects.forEach((binding, i) => {
+    const key = `${file}: durable_objects.bindings[${i}]`;
+    if (binding.scriptName !== undefined && binding.scriptName !== config.name) {
+      throw new ConfigError(
+        `${key}.script_name: "${binding.scriptName}" is another Worker; getPlatformProxy serves only this Worker's classes`,
+      );
+    }
+    const Class = mod[binding.className];
+    if (typeof Class !== "function") {
+      throw new ConfigError(`${key}.class_name: "${binding.className}" is not exported by ${config.main}`);
+    }
+    classes[binding.name] = { class: Class as DurableObjectClassOptions["class"], sqlite: !config.kvClasses.has(binding.className) };
+  });
+  return classes;
+}
+
+async function importMain(main: string): Promise<Record<string, unknown>> {
+  // Compiled, we install our TypeScript hooks; run from TypeScript sources, the host already has some.
+  if (/\.[cm]?tsx?$/.test(main) && import.meta.url.endsWith(".js")) {
+    const { registerHooks } = await import("./register.js");
+    registerHooks();
+  }
+  return import(pathToFileURL(main).href);
+}
+
+function persistDir(persist: GetPlatformProxyOptions["persist"], dir: string): string | false {
+  if (persist === false) return false;
+  if (persist === undefined || persist === true) return path.join(dir, ".durable");
+  return path.resolve(persist.path);
+}
