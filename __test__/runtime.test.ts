@@ -297,6 +297,36 @@ describe("evict", () => {
   });
 });
 
+describe("runInDurableObject", () => {
+  it("hands the live instance and its ctx to the callback, as an event of the object", async () => {
+    const rt = start({ durableObjects: { NS: IdProbe } });
+    const stub = probe(binding(rt).getByName("a"));
+    expect(await stub.increment()).toBe(1);
+    const seen = await rt.runInDurableObject(stub, (instance: IdProbe, ctx) => {
+      expect(instance).toBeInstanceOf(IdProbe);
+      return { id: ctx.id.toString(), name: ctx.id.name, count: instance.increment() };
+    });
+    expect(seen).toEqual({ id: stub.id.toString(), name: "a", count: 2 });
+    expect(IdProbe.constructed).toBe(1);
+  });
+
+  it("returns the callback's value uncopied and rejects with what it throws", async () => {
+    const rt = start({ durableObjects: { NS: IdProbe } });
+    const stub = binding(rt).getByName("a");
+    const marker = new Map();
+    expect(await rt.runInDurableObject(stub, async () => marker)).toBe(marker);
+    await expectReject(
+      rt.runInDurableObject(stub, () => {
+        throw new RangeError("inside");
+      }),
+      RangeError,
+      "inside",
+    );
+    await expectReject(rt.runInDurableObject(stub, 5 as never), TypeError, "runtime.runInDurableObject(stub, fn): fn must be a function.");
+    await expectReject(rt.runInDurableObject({} as never, () => 1), TypeError, "runtime.runInDurableObject(stub): expected a Durable Object stub.");
+  });
+});
+
 describe("Workers globals", () => {
   it("scheduler.wait(10) resolves after at least 10 ms (spec 97 relies on it)", async () => {
     const scheduler = (globalThis as unknown as { scheduler: { wait(ms: number): Promise<void> } }).scheduler;

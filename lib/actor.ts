@@ -83,6 +83,11 @@ export class ActorHost {
     });
   }
 
+  /** Runs `fn` with the instance and its ctx as one of the object's events, result uncopied. */
+  run(fn: (instance: object, state: DurableObjectState) => unknown): Promise<unknown> {
+    return this.deliver(this.generation, (instance) => fn(instance, this.#state!), false);
+  }
+
   readonly #drain = (): void => {
     const { actors, events } = this.system;
     for (let token; !this.#closed && (token = actors.nextEvent(this.handle)) >= 0; ) {

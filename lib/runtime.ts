@@ -6,6 +6,7 @@ import type { ActorHost, ActorSystem, PendingEvent } from "./actor.js";
 import { DurableObjectId } from "./id.js";
 import { call, native } from "./native.js";
 import { DurableObjectNamespace, NamespaceCore } from "./namespace.js";
+import type { DurableObjectState } from "./state.js";
 import type { DurableObjectStub } from "./stub.js";
 import { clearAmbient, setAmbient } from "./workers.js";
 
@@ -35,6 +36,11 @@ export interface Runtime {
   readonly env: Record<string, unknown>;
   /** Drops the object's instance as if it had been idle; its next event constructs a new one. */
   evict(stub: DurableObjectStub): Promise<void>;
+  /**
+   * Runs `fn(instance, ctx)` inside the object, as one of its events (gates and storage apply);
+   * resolves with what it returns, uncopied.
+   */
+  runInDurableObject<T, O = any>(stub: DurableObjectStub, fn: (instance: O, ctx: DurableObjectState) => T | Promise<T>): Promise<T>;
   /** Fails pending calls, releases every object and closes files; the runtime is unusable after. */
   dispose(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -138,14 +144,37 @@ class RuntimeImpl implements Runtime, ActorSystem {
   }
 
   async evict(stub: DurableObjectStub): Promise<void> {
+    this.#hostOf(stub, "evict")?.evict();
+  }
+
+  runInDurableObject<T, O = any>(
+    stub: DurableObjectStub,
+    fn: (instance: O, ctx: DurableObjectState) => T | Promise<T>,
+  ): Promise<T> {
+    try {
+      if (typeof fn !== "function") throw new TypeError("runtime.runInDurableObject(stub, fn): fn must be a function.");
+      const id = this.#idOf(stub, "runInDurableObject");
+      const core = DurableObjectId.namespaceOf(id) as NamespaceCore;
+      return core.host(id).run((instance, ctx) => fn(instance as O, ctx)) as Promise<T>;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #idOf(stub: DurableObjectStub, method: string): DurableObjectId {
     this.assertLive();
     const id = (stub as { id?: unknown } | undefined)?.id;
-    if (!(id instanceof DurableObjectId)) throw new TypeError("runtime.evict(stub): expected a Durable Object stub.");
+    if (!(id instanceof DurableObjectId)) throw new TypeError(`runtime.${method}(stub): expected a Durable Object stub.`);
     const core = DurableObjectId.namespaceOf(id);
     if (!(core instanceof NamespaceCore) || core.system !== this) {
-      throw new TypeError("runtime.evict(stub): the stub belongs to another runtime.");
+      throw new TypeError(`runtime.${method}(stub): the stub belongs to another runtime.`);
     }
-    core.hosts.get(id.toString())?.evict();
+    return id;
+  }
+
+  #hostOf(stub: DurableObjectStub, method: string): ActorHost | undefined {
+    const id = this.#idOf(stub, method);
+    return (DurableObjectId.namespaceOf(id) as NamespaceCore).hosts.get(id.toString());
   }
 
   async dispose(): Promise<void> {
