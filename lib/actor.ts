@@ -5,6 +5,7 @@ import type { Actors } from "../native/binding.js";
 import { remoteError, resetError, type DurableObjectError } from "./errors.js";
 import { copyValue, type Owner } from "./rpc.js";
 import { DurableObjectState } from "./state.js";
+import { DurableObjectStorage, StorageCore, type StorageHost, type StorageOptions } from "./storage.js";
 
 /** What the hosts of one runtime share. */
 export interface ActorSystem {
@@ -23,6 +24,8 @@ export interface ActorClass {
   readonly exports: object;
   /** A DurableObjectId for `hex` carrying `name` (ctx.id). */
   makeId(hex: string, name: string | undefined): unknown;
+  /** Where and how the object with id `hex` keeps its state. */
+  storageOptions(hex: string): StorageOptions;
 }
 
 /**
@@ -51,7 +54,7 @@ const BCW_TIMEOUT =
 const TARGET_GONE = "The execution context which hosts this callback is no longer running.";
 const MAX_CRITICAL_DEPTH = 64;
 
-export class ActorHost {
+export class ActorHost implements StorageHost {
   readonly handle: number;
   generation = new Generation();
   /** The name the object was reached by, once known (ctx.id.name). */
@@ -62,6 +65,7 @@ export class ActorHost {
   #epoch = 0;
   #criticalDepth = 0;
   #closed = false;
+  #storage: StorageCore | undefined;
   readonly #inFlight = new Set<PendingEvent>();
 
   constructor(
@@ -162,7 +166,11 @@ export class ActorHost {
   }
 
   #settle(event: PendingEvent, ok: boolean, value: unknown): void {
-    if (!this.#inFlight.delete(event)) return; // a reset already answered it
+    if (!this.#inFlight.has(event)) return; // a reset already answered it
+    // The output gate: nothing leaves before the writes made until now are durable. A failed
+    // commit resets the object, which answers this event too.
+    if (this.#storage?.dirty && !this.#storage.flush()) return;
+    this.#inFlight.delete(event);
     this.system.actors.finish(this.handle, event.epoch);
     if (!ok) {
       event.reject(remoteError(value));
@@ -173,6 +181,20 @@ export class ActorHost {
     } catch (err) {
       event.reject(remoteError(err));
     }
+  }
+
+  /** ctx.storage of the live instance, over a database that outlives instances. */
+  storage(): DurableObjectStorage {
+    if (this.#storage === undefined) {
+      this.#storage = new StorageCore(this.actorClass.storageOptions(this.hex));
+      this.#storage.host = this;
+    }
+    return new DurableObjectStorage(this.#storage);
+  }
+
+  /** A commit failed: the object resets, rolled back to its last good state. */
+  fail(reason: Error): void {
+    this.reset(resetError(reason));
   }
 
   /** Whether `state` is the live instance's (a dead instance's ctx must not affect the next). */
@@ -249,18 +271,22 @@ export class ActorHost {
     const error = remoteError(reason) as DurableObjectError;
     this.generation.broken = error;
     this.generation = new Generation();
+    // Writes not yet committed are discarded (spec 24).
+    this.#storage?.rollback();
     this.#drop(error);
   }
 
   /** Drops the instance, keeping the generation: the next event builds a new one. */
   evict(): void {
     if (this.instance === undefined) return;
+    this.#storage?.close(false);
     this.#drop(remoteError(resetError(new Error("Durable Object was evicted while this request was running."))));
   }
 
   /** The runtime is going away: every pending event fails with `reason`. */
   close(reason: Error): void {
     if (this.#closed) return;
+    this.#storage?.close(true);
     this.#drop(reason);
     this.#closed = true;
     const { actors, events } = this.system;

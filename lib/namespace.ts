@@ -1,10 +1,12 @@
 // DurableObjectNamespace (`env.ROOM`): ids and stubs of one Durable Object class.
 
+import path from "node:path";
 import type { Namespace as NativeKeys } from "../native/binding.js";
 import { ActorHost, type ActorClass, type ActorSystem } from "./actor.js";
 import { argumentTypeError } from "./errors.js";
 import { DurableObjectId, makeId } from "./id.js";
 import { call } from "./native.js";
+import type { StorageOptions } from "./storage.js";
 import { makeStub, type DurableObjectStub } from "./stub.js";
 
 const JURISDICTIONS = new Set(["eu", "fedramp", "fedramp-high", "us"]);
@@ -16,6 +18,8 @@ export interface NamespaceOptions {
   /** SQLite-backed (the default) or the legacy KV-backed kind. */
   readonly sqlite: boolean;
   readonly keys: NativeKeys;
+  /** The runtime's state folder; objects keep their databases under `<dir>/<class>/<hex id>.sqlite`. */
+  readonly persistDir: string | undefined;
 }
 
 /** The class and objects behind one namespace, shared by every binding to that class. */
@@ -25,6 +29,7 @@ export class NamespaceCore implements ActorClass {
   readonly Class: ActorClass["Class"];
   readonly sqlite: boolean;
   readonly keys: NativeKeys;
+  readonly persistDir: string | undefined;
 
   constructor(
     readonly system: ActorSystem & { onHost(host: ActorHost): void },
@@ -35,6 +40,15 @@ export class NamespaceCore implements ActorClass {
     this.Class = options.Class;
     this.sqlite = options.sqlite;
     this.keys = options.keys;
+    this.persistDir = options.persistDir;
+  }
+
+  storageOptions(hex: string): StorageOptions {
+    return {
+      path: this.persistDir && path.join(this.persistDir, this.className, `${hex}.sqlite`),
+      sqlite: this.sqlite,
+      label: `${this.className} ${hex}`,
+    };
   }
 
   get env(): unknown {

@@ -2,7 +2,7 @@
 
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { ConfigError, findWranglerConfig, readWranglerConfig, type WorkerConfig } from "./config.js";
+import type { WorkerConfig } from "./config.js";
 import { createRuntime, type DurableObjectClassOptions, type Runtime } from "./runtime.js";
 
 export interface GetPlatformProxyOptions {
@@ -44,6 +44,8 @@ class NoopCache {
 export async function getPlatformProxy<Env = Record<string, unknown>>(
   options: GetPlatformProxyOptions = {},
 ): Promise<PlatformProxy<Env>> {
+  // The config parsers load here, not at import: createRuntime() users never need them.
+  const { findWranglerConfig, readWranglerConfig } = await import("./config.js");
   const configPath = options.configPath ?? findWranglerConfig(process.cwd());
   const config = configPath === undefined ? undefined : readWranglerConfig(configPath, { env: options.environment });
   const runtime: Runtime = createRuntime({
@@ -62,6 +64,7 @@ export async function getPlatformProxy<Env = Record<string, unknown>>(
 }
 
 async function durableObjectClasses(config: WorkerConfig): Promise<Record<string, DurableObjectClassOptions>> {
+  const { ConfigError } = await import("./config.js");
   const file = path.basename(config.path);
   if (config.durableObjects.length === 0) return {};
   if (config.main === undefined) throw new ConfigError(`${file}: main: required to find the Durable Object classes`);

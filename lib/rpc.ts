@@ -216,7 +216,7 @@ class Copier {
       this.#seen.set(value, out);
       return out;
     }
-    if (PASSED_THROUGH.some((Class) => Class !== undefined && value instanceof Class)) return value;
+    if (passedThrough(value)) return value;
     if (CLONEABLE.some((Class) => value instanceof Class) || ArrayBuffer.isView(value)) {
       const out = structuredClone(value);
       this.#seen.set(value, out);
@@ -230,11 +230,9 @@ class Copier {
 // Cloned by value, as the V8 serializer does.
 const CLONEABLE: Function[] = [Date, RegExp, ArrayBuffer, Number, String, Boolean, BigInt];
 // Bodies and streams move to the receiver rather than being copied, as over Cloudflare's RPC.
-const PASSED_THROUGH: (Function | undefined)[] = [
-  globalThis.Request,
-  globalThis.Response,
-  globalThis.Headers,
-  globalThis.ReadableStream,
-  globalThis.WritableStream,
-  globalThis.Blob,
-];
+// Read on first use: touching Node's fetch classes at import costs ~30 ms of start-up.
+let PASSED_THROUGH: (Function | undefined)[] | undefined;
+function passedThrough(value: object): boolean {
+  PASSED_THROUGH ??= [Request, Response, Headers, ReadableStream, WritableStream, Blob];
+  return PASSED_THROUGH.some((Class) => Class !== undefined && value instanceof Class);
+}

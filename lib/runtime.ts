@@ -61,6 +61,7 @@ class RuntimeImpl implements Runtime, ActorSystem {
   readonly blockConcurrencyTimeoutMs: number;
   readonly #hosts: ActorHost[] = [];
   readonly #store: RuntimeStore | undefined;
+  readonly #persistDir: string | undefined;
   readonly #sweep: NodeJS.Timeout;
   #token = 0;
   #disposed = false;
@@ -76,6 +77,7 @@ class RuntimeImpl implements Runtime, ActorSystem {
       "blockConcurrencyTimeoutMs",
     );
     const dir = persistDir(options.persist);
+    this.#persistDir = dir;
     this.#store = dir === undefined ? undefined : call(() => new native.RuntimeStore(dir));
     try {
       this.#bind(options);
@@ -119,7 +121,13 @@ class RuntimeImpl implements Runtime, ActorSystem {
       spec.uniqueKey ?? (this.#store ? call(() => this.#store!.namespaceKey(className)) : native.randomUniqueKey());
     return new NamespaceCore(
       this,
-      { className, Class: spec.class, sqlite: spec.sqlite ?? true, keys: new native.Namespace(uniqueKey) },
+      {
+        className,
+        Class: spec.class,
+        sqlite: spec.sqlite ?? true,
+        keys: new native.Namespace(uniqueKey),
+        persistDir: this.#persistDir,
+      },
       this,
     );
   }

@@ -3,6 +3,7 @@
 import type { ActorHost } from "./actor.js";
 import { argumentTypeError, resetError } from "./errors.js";
 import type { DurableObjectId } from "./id.js";
+import type { DurableObjectStorage } from "./storage.js";
 
 const MAX_EVENT_TIMEOUT_MS = 604_800_000;
 
@@ -15,7 +16,7 @@ export class DurableObjectState {
   // Lazy own properties, defined in the constructor (types only here).
   declare readonly facets: DurableObjectFacets;
   declare readonly container: undefined;
-  declare readonly storage: unknown;
+  declare readonly storage: DurableObjectStorage;
   declare readonly id: DurableObjectId;
   declare readonly props: Record<string, unknown>;
   declare readonly exports: Record<string, unknown>;
@@ -29,9 +30,7 @@ export class DurableObjectState {
     // Own enumerable, lazily built and then memoised, in Cloudflare's order (spec 2–3).
     lazy(this, "facets", () => new DurableObjectFacets());
     lazy(this, "container", () => undefined);
-    lazy(this, "storage", () => {
-      throw new Error("ctx.storage is not supported yet by durable-node: per-object SQLite storage is not implemented.");
-    });
+    lazy(this, "storage", () => host.storage());
     lazy(this, "id", () => id);
     lazy(this, "props", () => ({}));
     lazy(this, "exports", () => exports);
@@ -110,7 +109,8 @@ export class DurableObjectFacets {
   }
 }
 
-function lazy(target: object, name: string, make: () => unknown): void {
+/** An own enumerable property built on first read, then memoised (spec 2–3). */
+export function lazy(target: object, name: string, make: () => unknown): void {
   Object.defineProperty(target, name, {
     enumerable: true,
     configurable: true,

@@ -13,6 +13,14 @@ pub enum CoreError {
     Random(String),
     NoSuchActor(u32),
     RuntimeDb(String),
+    /// An SQLite failure of the runtime's own statements, in workerd's wording.
+    Sqlite(String),
+    /// An error of user SQL, already worded.
+    Sql(String),
+    /// Opening or reading an object's database.
+    Storage(String),
+    /// The implicit transaction could not commit; it was rolled back.
+    CommitFailed(String),
 }
 
 impl CoreError {
@@ -20,7 +28,13 @@ impl CoreError {
         match self {
             CoreError::IdFormat | CoreError::IdForeign => "TypeError",
             CoreError::UnknownJurisdiction(_) => "RangeError",
-            CoreError::Random(_) | CoreError::NoSuchActor(_) | CoreError::RuntimeDb(_) => "Error",
+            CoreError::Random(_)
+            | CoreError::NoSuchActor(_)
+            | CoreError::RuntimeDb(_)
+            | CoreError::Sqlite(_)
+            | CoreError::Sql(_)
+            | CoreError::Storage(_)
+            | CoreError::CommitFailed(_) => "Error",
         }
     }
 }
@@ -41,6 +55,10 @@ impl fmt::Display for CoreError {
                 write!(f, "durable-node internal: no actor with handle {h}")
             }
             CoreError::RuntimeDb(e) => write!(f, "runtime database: {e}"),
+            CoreError::Sqlite(m)
+            | CoreError::Sql(m)
+            | CoreError::Storage(m)
+            | CoreError::CommitFailed(m) => f.write_str(m),
         }
     }
 }
@@ -49,7 +67,13 @@ impl std::error::Error for CoreError {}
 
 impl From<rusqlite::Error> for CoreError {
     fn from(e: rusqlite::Error) -> Self {
-        CoreError::RuntimeDb(e.to_string())
+        match &e {
+            rusqlite::Error::SqliteFailure(code, message) => {
+                let text = message.clone().unwrap_or_else(|| code.to_string());
+                CoreError::Sqlite(crate::storage::format_error(&text, -1, code.extended_code))
+            }
+            _ => CoreError::Sqlite(e.to_string()),
+        }
     }
 }
 

@@ -18,6 +18,7 @@ pub mod actor;
 pub mod error;
 pub mod id;
 pub mod runtime_db;
+pub mod storage;
 
 use std::time::{Duration, Instant};
 
@@ -199,6 +200,164 @@ impl RuntimeStore {
         Ok(db.namespace_key(&name)?)
     }
 
+    #[napi]
+    pub fn close(&mut self) {
+        self.db = None;
+    }
+}
+
+/// One object's SQLite database (`ctx.storage`); see [`storage::Database`].
+#[napi]
+pub struct Storage {
+    db: Option<storage::Database>,
+}
+
+#[napi(object, object_from_js = false)]
+pub struct SqlResult {
+    pub columns: Vec<String>,
+    /// Row-major: `columns.length` values per row.
+    #[napi(ts_type = "Array<null | number | string | ArrayBuffer>")]
+    pub values: Vec<storage::SqlValue>,
+    pub rows_read: f64,
+    pub rows_written: f64,
+}
+
+#[napi(object, object_from_js = false)]
+pub struct KvRows {
+    pub keys: Vec<String>,
+    pub values: Vec<Buffer>,
+}
+
+#[napi(object)]
+pub struct KvListOptions {
+    pub start: Option<String>,
+    pub start_after: Option<String>,
+    pub end: Option<String>,
+    pub prefix: Option<String>,
+    pub reverse: bool,
+    pub limit: Option<u32>,
+}
+
+fn kv_rows(rows: Vec<(String, Vec<u8>)>) -> KvRows {
+    let (keys, values) = rows.into_iter().map(|(k, v)| (k, Buffer::from(v))).unzip();
+    KvRows { keys, values }
+}
+
+#[napi]
+impl Storage {
+    /// Opens the database file at `path` (created if missing), or an in-memory one.
+    #[napi(constructor, catch_unwind)]
+    pub fn new(path: Option<String>, full_sync: bool) -> Result<Self> {
+        let durability = if full_sync {
+            storage::Durability::Full
+        } else {
+            storage::Durability::Normal
+        };
+        let db = storage::Database::open(path.as_deref().map(std::path::Path::new), durability)?;
+        Ok(Storage { db: Some(db) })
+    }
+
+    fn db(&mut self) -> Result<&mut storage::Database> {
+        Ok(self
+            .db
+            .as_mut()
+            .ok_or_else(|| CoreError::Storage("this object's database is closed".into()))?)
+    }
+
+    #[napi(
+        catch_unwind,
+        ts_args_type = "sql: string, binds: Array<null | number | string | Uint8Array>"
+    )]
+    pub fn exec(&mut self, sql: String, binds: Vec<storage::Bind>) -> Result<SqlResult> {
+        let result = self.db()?.exec(&sql, &binds)?;
+        Ok(SqlResult {
+            columns: result.columns,
+            values: result.values,
+            rows_read: result.rows_read as f64,
+            rows_written: result.rows_written as f64,
+        })
+    }
+
+    #[napi(catch_unwind)]
+    pub fn kv_get(&mut self, key: String) -> Result<Option<Buffer>> {
+        Ok(self.db()?.kv_get(&key)?.map(Buffer::from))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn kv_get_many(&mut self, keys: Vec<String>) -> Result<KvRows> {
+        Ok(kv_rows(self.db()?.kv_get_many(&keys)?))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn kv_put(&mut self, keys: Vec<String>, values: Vec<Buffer>) -> Result<()> {
+        let entries: Vec<_> = keys
+            .into_iter()
+            .zip(values.into_iter().map(|v| v.to_vec()))
+            .collect();
+        Ok(self.db()?.kv_put(&entries)?)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn kv_delete(&mut self, keys: Vec<String>) -> Result<u32> {
+        Ok(self.db()?.kv_delete(&keys)?)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn kv_list(&mut self, options: KvListOptions) -> Result<KvRows> {
+        let range = storage::ListRange {
+            start: options.start,
+            start_after: options.start_after,
+            end: options.end,
+            prefix: options.prefix,
+            reverse: options.reverse,
+            limit: options.limit,
+        };
+        Ok(kv_rows(self.db()?.kv_list(&range)?))
+    }
+
+    /// Uncommitted writes exist.
+    #[napi]
+    pub fn dirty(&mut self) -> Result<bool> {
+        Ok(self.db()?.dirty())
+    }
+
+    #[napi(catch_unwind)]
+    pub fn commit(&mut self) -> Result<()> {
+        Ok(self.db()?.commit()?)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn rollback(&mut self) -> Result<()> {
+        self.db()?.rollback();
+        Ok(())
+    }
+
+    #[napi(catch_unwind)]
+    pub fn savepoint(&mut self) -> Result<u32> {
+        Ok(self.db()?.savepoint()?)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn end_savepoint(&mut self, depth: u32, keep: bool) -> Result<()> {
+        Ok(self.db()?.end_savepoint(depth, keep)?)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn rollback_savepoint(&mut self, depth: u32) -> Result<()> {
+        Ok(self.db()?.rollback_savepoint(depth)?)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn database_size(&mut self) -> Result<f64> {
+        Ok(self.db()?.database_size()?)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn delete_all(&mut self) -> Result<()> {
+        Ok(self.db()?.delete_all()?)
+    }
+
+    /// Closes the file; uncommitted writes are discarded.
     #[napi]
     pub fn close(&mut self) {
         self.db = None;

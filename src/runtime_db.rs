@@ -15,6 +15,15 @@ pub struct RuntimeDb {
 
 impl RuntimeDb {
     pub fn open(dir: &Path) -> Result<Self, CoreError> {
+        Self::open_in(dir).map_err(|e| match e {
+            CoreError::Sqlite(m) => {
+                CoreError::RuntimeDb(format!("{}: {m}", dir.join("runtime.sqlite").display()))
+            }
+            other => other,
+        })
+    }
+
+    fn open_in(dir: &Path) -> Result<Self, CoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| CoreError::RuntimeDb(format!("cannot create {}: {e}", dir.display())))?;
         let conn = Connection::open(dir.join("runtime.sqlite"))?;

@@ -1,0 +1,546 @@
+// DurableObjectStorage (`ctx.storage`): the async KV API, `kv`, `sql`, transactions and the
+// implicit per-turn transaction, over one object's database in the core.
+
+import type { Storage as NativeStorage, SqlResult } from "../native/binding.js";
+import { argumentTypeError } from "./errors.js";
+import { call, native } from "./native.js";
+import { SqlStorage } from "./sql.js";
+import { lazy, moveConstructorLast } from "./state.js";
+import { deserialize, serialize } from "./values.js";
+
+/** What storage needs from the object's host: its input gate and how to reset it. */
+export interface StorageHost {
+  hold(): number;
+  releaseLater(epoch: number): void;
+  /** A failed commit: the object resets and its pending calls fail with `reason`. */
+  fail(reason: Error): void;
+}
+
+export interface StorageOptions {
+  /** The database file, or undefined for memory. */
+  readonly path: string | undefined;
+  /** SQLite-backed (the recommended kind) or the legacy KV-backed kind. */
+  readonly sqlite: boolean;
+  /** Names the object in errors: `Room 0123…`. */
+  readonly label: string;
+}
+
+const KV_LIMITS = { key: 2048, value: 131_072, cushion: 34, keysPerGet: 128 };
+
+const NOT_SQLITE_SQL =
+  "This Durable Object is not backed by SQLite storage, so the SQL API is not available. SQL can be enabled on a new Durable Object class by using the `new_sqlite_classes` instead of `new_classes` under `[[migrations]]` in your wrangler.toml, but an already-deployed class cannot be converted to SQLite (except by deleting the existing data).";
+const NOT_SQLITE_KV =
+  "The storage.kv (synchronous KV) API is only available for SQLite-backed Durable Objects, but this object's namespace is not declared to use SQLite. You can use the older, asyncronous interface via methods of `storage` itself (e.g. `storage.get()`). To use SQLite-backed storage, declare the class with `new_sqlite_classes` in your wrangler migrations, or `sqlite: true` in durable-node's createRuntime().";
+const CONSTRAINT_RESET =
+  "Durable Object was reset and rolled back to its last known good state because the application left the database in a state where constraints were violated: ";
+
+/**
+ * The part of an object's storage that outlives its JS instances: the open database, the commit
+ * at the end of each turn, and the depth of explicit transactions.
+ */
+export class StorageCore {
+  #db: NativeStorage | undefined;
+  #flushScheduled = false;
+  /** Open `transaction()` closures; the implicit commit waits for them. */
+  transactions = 0;
+  host: StorageHost | undefined;
+
+  constructor(readonly options: StorageOptions) {}
+
+  get db(): NativeStorage {
+    if (this.#db === undefined) {
+      const { path, label } = this.options;
+      try {
+        this.#db = new native.Storage(path ?? null, false);
+      } catch (err) {
+        const cause = (err as Error).message.split("\0").pop();
+        throw new Error(`Cannot open the database of Durable Object ${label}${path ? ` (${path})` : ""}: ${cause}`);
+      }
+    }
+    return this.#db;
+  }
+
+  get sqlite(): boolean {
+    return this.options.sqlite;
+  }
+
+  /** Commits at the end of the turn: once the microtasks queued by now have run. */
+  scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    queueMicrotask(() =>
+      process.nextTick(() => {
+        this.#flushScheduled = false;
+        this.flush();
+      }),
+    );
+  }
+
+  /**
+   * Commits what was written, unless a transaction() is still open. Returns false when the commit
+   * failed: the object has been reset and the writes since the last commit are gone.
+   */
+  flush(): boolean {
+    if (this.#db === undefined || this.transactions > 0) return true;
+    try {
+      this.#db.commit();
+      return true;
+    } catch (err) {
+      this.host?.fail(commitError(err));
+      return false;
+    }
+  }
+
+  /** Writes not yet committed (an RPC result must wait for them: the output gate). */
+  get dirty(): boolean {
+    return this.#db !== undefined && this.#db.dirty();
+  }
+
+  /** Discards uncommitted writes (abort, reset). */
+  rollback(): void {
+    this.transactions = 0;
+    this.#db?.rollback();
+  }
+
+  /** Closes the file (eviction, dispose); an in-memory database stays for the runtime's life. */
+  close(final: boolean): void {
+    if (this.#db === undefined || (this.options.path === undefined && !final)) return;
+    this.flush();
+    this.#db?.close();
+    this.#db = undefined;
+  }
+
+  exec(query: string, bindings: (null | number | string | Uint8Array)[]): SqlResult {
+    const result = call(() => this.db.exec(query, bindings));
+    this.scheduleFlush();
+    return result;
+  }
+
+  databaseSize(): number {
+    return call(() => this.db.databaseSize());
+  }
+
+  /** Runs a storage operation with the input gate closed until its result has been seen. */
+  gated<T>(allowConcurrency: boolean | undefined, op: () => T): T {
+    const host = this.host;
+    const epoch = !allowConcurrency && host ? host.hold() : undefined;
+    try {
+      return op();
+    } finally {
+      if (epoch !== undefined) host!.releaseLater(epoch);
+    }
+  }
+
+  get(key: string): unknown {
+    const bytes = call(() => this.db.kvGet(key));
+    return bytes === null ? undefined : deserialize(bytes);
+  }
+
+  getMany(keys: string[]): Map<string, unknown> {
+    const rows = call(() => this.db.kvGetMany(keys));
+    return toMap(rows.keys, rows.values);
+  }
+
+  put(entries: [string, unknown][]): void {
+    const keys = entries.map(([k]) => k);
+    const values = entries.map(([, v]) => serialize(v));
+    if (!this.sqlite) checkLegacyPut(keys, values);
+    call(() => this.db.kvPut(keys, values));
+    this.scheduleFlush();
+  }
+
+  delete(keys: string[]): number {
+    const deleted = call(() => this.db.kvDelete(keys));
+    this.scheduleFlush();
+    return deleted;
+  }
+
+  list(options: ListRange): Map<string, unknown> {
+    const rows = call(() => this.db.kvList(options));
+    return toMap(rows.keys, rows.values);
+  }
+
+  listEntries(options: ListRange): [string, unknown][] {
+    const rows = call(() => this.db.kvList(options));
+    return rows.keys.map((key, i) => [key, deserialize(rows.values[i])]);
+  }
+
+  deleteAll(): void {
+    call(() => this.db.deleteAll());
+  }
+}
+
+function toMap(keys: string[], values: Uint8Array[]): Map<string, unknown> {
+  const map = new Map<string, unknown>();
+  for (let i = 0; i < keys.length; i++) map.set(keys[i], deserialize(values[i]));
+  return map;
+}
+
+function commitError(err: unknown): Error {
+  const message = (err as Error).message.split("\0").pop() ?? String(err);
+  if (/constraint failed/i.test(message)) {
+    return new Error(CONSTRAINT_RESET + message.replace(/ \(extended: [A-Z_]+\)$/, ""));
+  }
+  return new Error(message);
+}
+
+function checkLegacyPut(keys: string[], values: Uint8Array[]): void {
+  keys.forEach((key) => checkLegacyKey(key));
+  for (const value of values) {
+    if (value.length > KV_LIMITS.value + KV_LIMITS.cushion) {
+      throw new RangeError(
+        `Values cannot be larger than ${KV_LIMITS.value} bytes. A value of size ${value.length} was provided.`,
+      );
+    }
+  }
+}
+
+function checkLegacyKey(key: string): void {
+  const size = Buffer.byteLength(key);
+  if (size > KV_LIMITS.key) {
+    throw new RangeError(`Keys cannot be larger than ${KV_LIMITS.key} bytes. A key of size ${size} was provided.`);
+  }
+}
+
+interface ListRange {
+  start?: string;
+  startAfter?: string;
+  end?: string;
+  prefix?: string;
+  reverse: boolean;
+  limit?: number;
+}
+
+interface ListOptions {
+  start?: unknown;
+  startAfter?: unknown;
+  end?: unknown;
+  prefix?: unknown;
+  reverse?: unknown;
+  limit?: unknown;
+  allowConcurrency?: boolean;
+}
+
+/** Validates and coerces list options as Cloudflare does (spec 56–67). */
+function listRange(options: unknown, className: string): ListRange {
+  if (options === undefined || options === null) return { reverse: false };
+  if (typeof options !== "object") throw argumentTypeError("list", className, 1, "ListOptions");
+  const o = options as ListOptions;
+  if (o.start !== undefined && o.startAfter !== undefined) {
+    throw new TypeError("list() cannot be called with both start and startAfter values.");
+  }
+  const text = (v: unknown) => (v === undefined ? undefined : `${v}`);
+  return {
+    start: text(o.start),
+    startAfter: text(o.startAfter),
+    end: text(o.end),
+    prefix: text(o.prefix),
+    reverse: Boolean(o.reverse),
+    limit: o.limit === undefined ? undefined : listLimit(o.limit),
+  };
+}
+
+function listLimit(limit: unknown): number {
+  const n = Number(limit);
+  if (n >= 2 ** 31 || n < -(2 ** 31)) {
+    throw new TypeError("Value out of range. Must be between -2147483648 and 2147483647 (inclusive).");
+  }
+  const whole = Math.trunc(n);
+  if (!(whole > 0)) throw new TypeError("List limit must be positive.");
+  return whole;
+}
+
+function keyText(key: unknown): string {
+  return `${key}`;
+}
+
+const STORAGE = "DurableObjectStorage";
+
+/** What the async KV methods share between `ctx.storage` and a transaction's `txn`. */
+abstract class KvMethods {
+  protected abstract readonly core: StorageCore;
+  protected abstract readonly className: string;
+
+  /** Refuses operations on a finished transaction; `ctx.storage` itself is always usable. */
+  protected check(_op: string): void {}
+
+  async get(keys: unknown, options?: { allowConcurrency?: boolean }): Promise<unknown> {
+    this.check("get");
+    if (keys === undefined) throw argumentTypeError("get", this.className, 1, "string or Array");
+    const core = this.core;
+    return core.gated(options?.allowConcurrency, () => {
+      if (!Array.isArray(keys)) return core.get(keyText(keys));
+      const list = keys.map(keyText);
+      if (!core.sqlite && list.length > KV_LIMITS.keysPerGet) {
+        throw new RangeError(
+          `Maximum number of key value pairs is ${KV_LIMITS.keysPerGet}. ${list.length} pairs were provided.`,
+        );
+      }
+      if (!core.sqlite) list.forEach(checkLegacyKey);
+      return core.getMany(list);
+    });
+  }
+
+  async list(options?: unknown): Promise<Map<string, unknown>> {
+    this.check("list");
+    const range = listRange(options, this.className);
+    return this.core.gated((options as ListOptions | undefined)?.allowConcurrency, () => this.core.list(range));
+  }
+
+  async put(keyOrEntries: unknown, value?: unknown, options?: unknown): Promise<void> {
+    this.check("put");
+    let entries: [string, unknown][];
+    let opts = options;
+    if (typeof keyOrEntries === "object" && keyOrEntries !== null) {
+      if (value !== undefined && (typeof value !== "object" || value === null)) {
+        throw new TypeError(
+          "put() may only be called with a single key-value pair and optional options as put(key, value, options) or with multiple key-value pairs and optional options as put(entries, options)",
+        );
+      }
+      opts = value;
+      // Entries whose value is undefined are skipped, neither stored nor deleted (spec 38).
+      entries = Object.entries(keyOrEntries).filter(([, v]) => v !== undefined);
+    } else {
+      if (value === undefined) throw new TypeError("put() called with undefined value.");
+      entries = [[keyText(keyOrEntries), value]];
+    }
+    const core = this.core;
+    core.gated((opts as { allowConcurrency?: boolean } | undefined)?.allowConcurrency, () => core.put(entries));
+  }
+
+  async delete(keys: unknown, options?: { allowConcurrency?: boolean }): Promise<boolean | number> {
+    this.check("delete");
+    if (keys === undefined) throw argumentTypeError("delete", this.className, 1, "string or Array");
+    const core = this.core;
+    return core.gated(options?.allowConcurrency, () =>
+      Array.isArray(keys) ? core.delete([...new Set(keys.map(keyText))]) : core.delete([keyText(keys)]) > 0,
+    );
+  }
+}
+
+export class DurableObjectStorage extends KvMethods {
+  protected declare readonly core: StorageCore;
+  protected declare readonly className: string;
+  declare readonly sql: SqlStorage;
+  declare readonly kv: SyncKvStorage;
+
+  /** @internal built by the runtime for each instance. */
+  constructor(core: StorageCore) {
+    super();
+    if (!(core instanceof StorageCore)) throw new TypeError("Illegal constructor");
+    Object.defineProperty(this, "core", { value: core });
+    Object.defineProperty(this, "className", { value: STORAGE });
+    lazy(this, "sql", () => {
+      if (!core.sqlite) throw new Error(NOT_SQLITE_SQL);
+      return new SqlStorage(core);
+    });
+    lazy(this, "kv", () => {
+      if (!core.sqlite) throw new Error(NOT_SQLITE_KV);
+      return new SyncKvStorage(core);
+    });
+  }
+
+  override get(keys: unknown, options?: { allowConcurrency?: boolean }): Promise<unknown> {
+    return super.get(keys, options);
+  }
+
+  override list(options?: unknown): Promise<Map<string, unknown>> {
+    return super.list(options);
+  }
+
+  override put(keyOrEntries: unknown, value?: unknown, options?: unknown): Promise<void> {
+    return super.put(keyOrEntries, value, options);
+  }
+
+  override delete(keys: unknown, options?: { allowConcurrency?: boolean }): Promise<boolean | number> {
+    return super.delete(keys, options);
+  }
+
+  async deleteAll(_options?: unknown): Promise<void> {
+    if (this.core.transactions > 0) throw new Error("Cannot call deleteAll() within a transaction");
+    const core = this.core;
+    core.gated(false, () => core.deleteAll());
+  }
+
+  /** Runs `closure` in a transaction (a savepoint), with the input gate closed until it ends. */
+  async transaction<T>(closure: (txn: DurableObjectTransaction) => T | Promise<T>): Promise<T> {
+    const core = this.core;
+    const host = core.host;
+    const epoch = host?.hold();
+    const depth = call(() => core.db.savepoint());
+    core.transactions++;
+    const txn = new DurableObjectTransaction(TXN, core, depth);
+    try {
+      const result = await closure(txn);
+      call(() => core.db.endSavepoint(depth, true));
+      return result;
+    } catch (err) {
+      call(() => core.db.endSavepoint(depth, false));
+      throw err;
+    } finally {
+      txn[END]();
+      core.transactions = Math.max(0, core.transactions - 1);
+      core.scheduleFlush();
+      if (epoch !== undefined) host!.releaseLater(epoch);
+    }
+  }
+
+  async getAlarm(_options?: unknown): Promise<number | null> {
+    throw alarmsNotYet("getAlarm");
+  }
+
+  async setAlarm(_scheduledTime: number | Date, _options?: unknown): Promise<void> {
+    throw alarmsNotYet("setAlarm");
+  }
+
+  async deleteAlarm(_options?: unknown): Promise<void> {
+    throw alarmsNotYet("deleteAlarm");
+  }
+
+  /** Resolves once everything written so far is durable. */
+  async sync(): Promise<void> {
+    this.core.flush();
+  }
+
+  /** Runs `closure` synchronously in a transaction: a throw rolls back SQL and KV writes. */
+  transactionSync<T>(closure: () => T): T {
+    const core = this.core;
+    if (!core.sqlite) throw new Error("Durable Object is not backed by SQL.");
+    if (typeof closure !== "function") throw argumentTypeError("transactionSync", STORAGE, 1, "function");
+    const depth = call(() => core.db.savepoint());
+    let result: T;
+    try {
+      result = closure();
+    } catch (err) {
+      call(() => core.db.endSavepoint(depth, false));
+      throw err;
+    }
+    call(() => core.db.endSavepoint(depth, true));
+    core.scheduleFlush();
+    return result;
+  }
+
+  async getCurrentBookmark(): Promise<string> {
+    throw bookmarksNotYet();
+  }
+
+  async getBookmarkForTime(_timestamp: number | Date): Promise<string> {
+    throw bookmarksNotYet();
+  }
+
+  async onNextSessionRestoreBookmark(_bookmark: string): Promise<string> {
+    throw bookmarksNotYet();
+  }
+}
+moveConstructorLast(DurableObjectStorage.prototype);
+
+// Alarms (issue 4) and point-in-time recovery come later; until then these say so.
+function alarmsNotYet(method: string): Error {
+  return new Error(`storage.${method}() is not supported yet by durable-node: alarms are not implemented.`);
+}
+
+function bookmarksNotYet(): Error {
+  return new Error("This Durable Object's storage back-end does not implement point-in-time recovery.");
+}
+
+const TXN = Symbol("durable-node.txn");
+const END = Symbol("durable-node.txn.end");
+
+export class DurableObjectTransaction extends KvMethods {
+  protected declare readonly core: StorageCore;
+  protected declare readonly className: string;
+  #state: "open" | "rolledBack" | "committed" = "open";
+  readonly #depth: number;
+
+  /** @internal */
+  constructor(token: typeof TXN, core: StorageCore, depth: number) {
+    super();
+    if (token !== TXN) throw new TypeError("Illegal constructor");
+    this.#depth = depth;
+    Object.defineProperty(this, "core", { value: core });
+    Object.defineProperty(this, "className", { value: "DurableObjectTransaction" });
+  }
+
+  protected override check(op: string): void {
+    if (this.#state === "rolledBack") throw new Error(`Cannot ${op}() on rolled back transaction`);
+    if (this.#state === "committed") {
+      throw new Error(
+        `Cannot call ${op}() on transaction that has already committed: did you move \`txn\` outside of the closure?`,
+      );
+    }
+  }
+
+  rollback(): void {
+    if (this.#state === "rolledBack") return;
+    this.check("rollback");
+    this.#state = "rolledBack";
+    call(() => this.core.db.rollbackSavepoint(this.#depth));
+  }
+
+  async deleteAll(): Promise<void> {
+    throw new Error("Cannot call deleteAll() within a transaction");
+  }
+
+  async getAlarm(_options?: unknown): Promise<number | null> {
+    this.check("getAlarm");
+    throw alarmsNotYet("getAlarm");
+  }
+
+  async setAlarm(_time: number | Date, _options?: unknown): Promise<void> {
+    this.check("setAlarm");
+    throw alarmsNotYet("setAlarm");
+  }
+
+  async deleteAlarm(_options?: unknown): Promise<void> {
+    this.check("deleteAlarm");
+    throw alarmsNotYet("deleteAlarm");
+  }
+
+  /** @internal the closure has returned or thrown. */
+  [END](): void {
+    if (this.#state === "open") this.#state = "committed";
+  }
+}
+
+const KV_ITERATOR_INVALIDATED =
+  "kv.list() iterator was invalidated because a new call to kv.list() was started. Only one kv.list() iterator can exist at a time.";
+
+/** `ctx.storage.kv`: the same `_cf_KV` table, synchronously (SQLite-backed objects only). */
+export class SyncKvStorage {
+  readonly #core: StorageCore;
+  #listGeneration = 0;
+
+  /** @internal */
+  constructor(core: StorageCore) {
+    this.#core = core;
+  }
+
+  get<T = unknown>(key: string): T | undefined {
+    return this.#core.get(keyText(key)) as T | undefined;
+  }
+
+  list<T = unknown>(options?: unknown): IterableIterator<[string, T]> {
+    const range = listRange(options, "SyncKvStorage");
+    const entries = this.#core.listEntries(range) as [string, T][];
+    const generation = ++this.#listGeneration;
+    let index = 0;
+    const iterator = {
+      next: (): IteratorResult<[string, T]> => {
+        if (generation !== this.#listGeneration) throw new Error(KV_ITERATOR_INVALIDATED);
+        return index < entries.length ? { done: false, value: entries[index++] } : { done: true, value: undefined };
+      },
+      [Symbol.iterator]() {
+        return iterator;
+      },
+    };
+    return iterator;
+  }
+
+  put<T>(key: string, value: T): void {
+    this.#core.put([[keyText(key), value]]);
+  }
+
+  delete(key: string): boolean {
+    return this.#core.delete([keyText(key)]) > 0;
+  }
+}

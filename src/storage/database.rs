@@ -1,0 +1,342 @@
+//! The connection of one object: opening, Cloudflare's limits, the implicit transaction,
+//! savepoints for `transactionSync`/`transaction`, `deleteAll` and `databaseSize`.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use rusqlite::{ffi, limits::Limit, Connection};
+
+use super::authorizer::{self, AuthState};
+use super::codes::code_name;
+use super::sql::RawStatement;
+use crate::error::CoreError;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// WAL + synchronous=NORMAL: survives a killed process.
+    Normal,
+    /// WAL + synchronous=FULL: survives power loss.
+    Full,
+}
+
+/// Cloudflare's `sqlite3_limit` values (spec §12). The length limit is what workerd
+/// 1.20261117.1 was measured to allow: 8 MiB plus the KV serializer's 34-byte cushion.
+const LIMITS: [(Limit, i32); 10] = [
+    (Limit::SQLITE_LIMIT_LENGTH, 8 * 1024 * 1024 + 34),
+    (Limit::SQLITE_LIMIT_SQL_LENGTH, 100_000),
+    (Limit::SQLITE_LIMIT_COLUMN, 100),
+    (Limit::SQLITE_LIMIT_EXPR_DEPTH, 100),
+    (Limit::SQLITE_LIMIT_COMPOUND_SELECT, 5),
+    (Limit::SQLITE_LIMIT_VDBE_OP, 25_000),
+    (Limit::SQLITE_LIMIT_FUNCTION_ARG, 127),
+    (Limit::SQLITE_LIMIT_ATTACHED, 0),
+    (Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 50),
+    (Limit::SQLITE_LIMIT_VARIABLE_NUMBER, 100),
+];
+const TRIGGER_DEPTH: i32 = 10;
+
+/// Statements of user SQL kept compiled, bounded by the total length of their text (1 MiB, as
+/// workerd's cache).
+const CACHE_SQL_BYTES: usize = 1 << 20;
+
+pub struct Database {
+    pub(super) conn: Connection,
+    pub(super) auth: Arc<AuthState>,
+    cache: HashMap<String, RawStatement>,
+    cache_order: VecDeque<String>,
+    cache_bytes: usize,
+    savepoints: u32,
+    pub(super) kv_table: bool,
+}
+
+impl Database {
+    /// Opens (creating) the database at `path`, or an in-memory one.
+    pub fn open(path: Option<&Path>, durability: Durability) -> Result<Self, CoreError> {
+        let mut conn = match path {
+            Some(path) => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        CoreError::Storage(format!("cannot create {}: {e}", dir.display()))
+                    })?;
+                }
+                Connection::open(path)?
+            }
+            None => Connection::open_in_memory()?,
+        };
+        let sync = match durability {
+            Durability::Normal => "NORMAL",
+            Durability::Full => "FULL",
+        };
+        // The first query reads the file: a corrupt one fails here, not later.
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON;"
+        ))?;
+        for (limit, value) in LIMITS {
+            conn.set_limit(limit, value)?;
+        }
+        conn.set_limit(Limit::SQLITE_LIMIT_TRIGGER_DEPTH, TRIGGER_DEPTH)?;
+        let auth = Arc::new(AuthState::default());
+        conn.authorizer(Some(authorizer::hook(auth.clone())))?;
+        let mut db = Database {
+            conn,
+            auth,
+            cache: HashMap::new(),
+            cache_order: VecDeque::new(),
+            cache_bytes: 0,
+            savepoints: 0,
+            kv_table: false,
+        };
+        db.kv_table = db.internal(|conn| {
+            Ok(conn.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = '_cf_KV'",
+                [],
+                |row| row.get::<_, i64>(0),
+            )? > 0)
+        })?;
+        Ok(db)
+    }
+
+    pub(super) fn handle(&self) -> *mut ffi::sqlite3 {
+        // SAFETY: the handle is only used while `self.conn` is alive and on this thread.
+        unsafe { self.conn.handle() }
+    }
+
+    /// Runs the runtime's own statements with the authorizer bypassed.
+    pub(super) fn internal<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, CoreError>,
+    ) -> Result<T, CoreError> {
+        self.auth.internal.store(true, Ordering::Relaxed);
+        let result = f(&self.conn);
+        self.auth.internal.store(false, Ordering::Relaxed);
+        result
+    }
+
+    /// Opens the implicit transaction before the first write of a turn.
+    pub(super) fn begin_write(&self) -> Result<(), CoreError> {
+        if self.conn.is_autocommit() {
+            self.internal(|conn| Ok(conn.execute_batch("BEGIN")?))?;
+        }
+        Ok(())
+    }
+
+    /// Writes not yet committed.
+    pub fn dirty(&self) -> bool {
+        !self.conn.is_autocommit()
+    }
+
+    /// Commits the implicit transaction. A failure (a deferred foreign key left violated, a full
+    /// disk) rolls it back and is returned in workerd's message form.
+    pub fn commit(&mut self) -> Result<(), CoreError> {
+        if !self.dirty() || self.savepoints > 0 {
+            return Ok(());
+        }
+        let result = self.internal(|conn| Ok(conn.execute_batch("COMMIT")?));
+        if let Err(CoreError::Sqlite(_)) = result {
+            let message = self.last_error_message();
+            self.rollback();
+            return Err(CoreError::CommitFailed(message));
+        }
+        result
+    }
+
+    /// Discards uncommitted writes (abort, a failed commit, a reset).
+    pub fn rollback(&mut self) {
+        self.savepoints = 0;
+        if self.dirty() {
+            let _ = self.internal(|conn| Ok(conn.execute_batch("ROLLBACK")?));
+        }
+    }
+
+    /// Opens a nested savepoint (transactionSync, transaction); returns its depth.
+    pub fn savepoint(&mut self) -> Result<u32, CoreError> {
+        self.begin_write()?;
+        let depth = self.savepoints + 1;
+        self.internal(|conn| Ok(conn.execute_batch(&format!("SAVEPOINT _cf_sp{depth}"))?))?;
+        self.savepoints = depth;
+        Ok(depth)
+    }
+
+    /// Ends the savepoint at `depth`, keeping (release) or undoing (rollback) its writes.
+    pub fn end_savepoint(&mut self, depth: u32, keep: bool) -> Result<(), CoreError> {
+        if depth == 0 || depth > self.savepoints {
+            return Ok(());
+        }
+        let sql = if keep {
+            format!("RELEASE _cf_sp{depth}")
+        } else {
+            format!("ROLLBACK TO _cf_sp{depth}; RELEASE _cf_sp{depth}")
+        };
+        self.internal(|conn| Ok(conn.execute_batch(&sql)?))?;
+        self.savepoints = depth - 1;
+        Ok(())
+    }
+
+    /// Undoes the writes of the savepoint at `depth` and keeps it open (`txn.rollback()`).
+    pub fn rollback_savepoint(&mut self, depth: u32) -> Result<(), CoreError> {
+        if depth == 0 || depth > self.savepoints {
+            return Ok(());
+        }
+        self.internal(|conn| Ok(conn.execute_batch(&format!("ROLLBACK TO _cf_sp{depth}"))?))
+    }
+
+    /// (page_count − freelist_count) × page_size; a fresh database has its first page.
+    pub fn database_size(&self) -> Result<f64, CoreError> {
+        let pragma = |name: &str| -> Result<i64, CoreError> {
+            self.internal(|conn| Ok(conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))?))
+        };
+        let pages = (pragma("page_count")? - pragma("freelist_count")?).max(1);
+        Ok((pages * pragma("page_size")?) as f64)
+    }
+
+    /// Drops every table, index, view and trigger, `_cf_KV` included, in one transaction.
+    pub fn delete_all(&mut self) -> Result<(), CoreError> {
+        self.clear_cache();
+        // Foreign keys can only be switched off outside a transaction; the drops themselves are
+        // one transaction, so a crash leaves all or nothing.
+        self.commit()?;
+        self.internal(|conn| {
+            conn.execute_batch("PRAGMA foreign_keys=OFF; BEGIN")?;
+            let objects: Vec<(String, String)> = conn
+                .prepare(
+                    "SELECT type, name FROM sqlite_master
+                     WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+                       AND (sql IS NULL OR sql NOT LIKE 'CREATE VIRTUAL%' OR type = 'table')",
+                )?
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            let result = objects.iter().try_for_each(|(kind, name)| {
+                let quoted = name.replace('"', "\"\"");
+                let kind = if kind == "view" { "VIEW" } else { "TABLE" };
+                match conn.execute_batch(&format!("DROP {kind} IF EXISTS \"{quoted}\"")) {
+                    // Shadow tables of a virtual table go with it.
+                    Err(_) if !table_exists(conn, name) => Ok(()),
+                    other => other,
+                }
+            });
+            let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+            conn.execute_batch(&format!("{end}; PRAGMA foreign_keys=ON"))?;
+            result?;
+            Ok(())
+        })?;
+        self.kv_table = false;
+        Ok(())
+    }
+
+    /// `<message>[ at offset N]: <CODE>[ (extended: <EXTENDED>)]`, as workerd words SQLite errors.
+    pub(super) fn last_error_message(&self) -> String {
+        let db = self.handle();
+        // SAFETY: `db` is this connection's live handle; errmsg is copied before any other call.
+        unsafe {
+            let extended = ffi::sqlite3_extended_errcode(db);
+            let message = std::ffi::CStr::from_ptr(ffi::sqlite3_errmsg(db))
+                .to_string_lossy()
+                .into_owned();
+            let offset = ffi::sqlite3_error_offset(db);
+            format_error(&message, offset, extended)
+        }
+    }
+
+    pub(super) fn cached(&mut self, sql: &str) -> Option<&mut RawStatement> {
+        self.cache.get_mut(sql)
+    }
+
+    pub(super) fn cache(&mut self, sql: &str, statement: RawStatement) {
+        if sql.len() > CACHE_SQL_BYTES {
+            return;
+        }
+        while self.cache_bytes + sql.len() > CACHE_SQL_BYTES {
+            let Some(oldest) = self.cache_order.pop_front() else {
+                break;
+            };
+            self.cache_bytes -= oldest.len();
+            self.cache.remove(&oldest);
+        }
+        self.cache_bytes += sql.len();
+        self.cache_order.push_back(sql.to_owned());
+        self.cache.insert(sql.to_owned(), statement);
+    }
+
+    fn clear_cache(&mut self) {
+        self.cache.clear();
+        self.cache_order.clear();
+        self.cache_bytes = 0;
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        // Statements must be finalized before the connection closes.
+        self.clear_cache();
+    }
+}
+
+fn table_exists(conn: &Connection, name: &str) -> bool {
+    conn.query_row(
+        "SELECT 1 FROM sqlite_master WHERE name = ?1",
+        [name],
+        |_| Ok(()),
+    )
+    .is_ok()
+}
+
+pub fn format_error(message: &str, offset: i32, extended: i32) -> String {
+    let primary = extended & 0xff;
+    let mut out = String::from(message);
+    if offset >= 0 {
+        out.push_str(&format!(" at offset {offset}"));
+    }
+    out.push_str(": ");
+    out.push_str(code_name(primary));
+    if extended != primary {
+        out.push_str(&format!(" (extended: {})", code_name(extended)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_worded_as_workerd_does() {
+        assert_eq!(
+            format_error("CHECK constraint failed: x > 0", -1, 275),
+            "CHECK constraint failed: x > 0: SQLITE_CONSTRAINT (extended: SQLITE_CONSTRAINT_CHECK)"
+        );
+        assert_eq!(
+            format_error("near \"SELEC\": syntax error", 0, 1),
+            "near \"SELEC\": syntax error at offset 0: SQLITE_ERROR"
+        );
+    }
+
+    #[test]
+    fn a_fresh_database_is_one_page_and_grows_by_a_page_per_table() {
+        let db = Database::open(None, Durability::Normal).unwrap();
+        assert_eq!(db.database_size().unwrap(), 4096.0);
+        db.conn.execute_batch("CREATE TABLE t(x)").unwrap();
+        assert_eq!(db.database_size().unwrap(), 8192.0);
+    }
+
+    #[test]
+    fn delete_all_drops_tables_even_with_foreign_keys() {
+        let mut db = Database::open(None, Durability::Normal).unwrap();
+        db.conn
+            .execute_batch(
+                "CREATE TABLE p(id INTEGER PRIMARY KEY);
+                 CREATE TABLE c(p REFERENCES p(id));
+                 INSERT INTO p VALUES (1); INSERT INTO c VALUES (1);
+                 CREATE VIRTUAL TABLE f USING fts5(body);",
+            )
+            .unwrap();
+        db.delete_all().unwrap();
+        let left: i64 = db
+            .conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
+        assert_eq!(db.database_size().unwrap(), 4096.0);
+    }
+}

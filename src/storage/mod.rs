@@ -1,0 +1,13 @@
+//! One SQLite database per object: user SQL (`ctx.storage.sql`), the `_cf_KV` table behind both KV
+//! APIs, and the implicit transaction that makes a turn's writes atomic.
+
+mod authorizer;
+mod codes;
+mod database;
+mod kv;
+mod napi_values;
+mod sql;
+
+pub use database::{format_error, Database, Durability};
+pub use kv::ListRange;
+pub use sql::{Bind, ExecResult, SqlValue};
