@@ -20,6 +20,8 @@ export interface NamespaceOptions {
   readonly keys: NativeKeys;
   /** The runtime's state folder; objects keep their databases under `<dir>/<class>/<hex id>.sqlite`. */
   readonly persistDir: string | undefined;
+  /** synchronous=FULL rather than NORMAL. */
+  readonly fullSync: boolean;
 }
 
 /** The class and objects behind one namespace, shared by every binding to that class. */
@@ -30,6 +32,7 @@ export class NamespaceCore implements ActorClass {
   readonly sqlite: boolean;
   readonly keys: NativeKeys;
   readonly persistDir: string | undefined;
+  readonly fullSync: boolean;
 
   constructor(
     readonly system: ActorSystem & { onHost(host: ActorHost): void },
@@ -41,12 +44,14 @@ export class NamespaceCore implements ActorClass {
     this.sqlite = options.sqlite;
     this.keys = options.keys;
     this.persistDir = options.persistDir;
+    this.fullSync = options.fullSync;
   }
 
   storageOptions(hex: string): StorageOptions {
     return {
       path: this.persistDir && path.join(this.persistDir, this.className, `${hex}.sqlite`),
       sqlite: this.sqlite,
+      fullSync: this.fullSync,
       label: `${this.className} ${hex}`,
     };
   }

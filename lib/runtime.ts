@@ -26,6 +26,11 @@ export interface RuntimeOptions {
   bindings?: Record<string, unknown>;
   /** A folder for state (`true`: ./.durable); false or absent: in memory. */
   persist?: string | boolean;
+  /**
+   * "normal" (default): WAL + synchronous=NORMAL, committed writes survive a killed process.
+   * "full": synchronous=FULL, they also survive power loss, at several times the commit cost.
+   */
+  durability?: "normal" | "full";
   /** Evict an object after this long without events. Default 70 s (Cloudflare: 70–140 s). */
   idleTimeoutMs?: number;
   /** How long blockConcurrencyWhile() may run before the object is reset. Default 30 s. */
@@ -62,6 +67,7 @@ class RuntimeImpl implements Runtime, ActorSystem {
   readonly #hosts: ActorHost[] = [];
   readonly #store: RuntimeStore | undefined;
   readonly #persistDir: string | undefined;
+  readonly #fullSync: boolean;
   readonly #sweep: NodeJS.Timeout;
   #token = 0;
   #disposed = false;
@@ -78,6 +84,7 @@ class RuntimeImpl implements Runtime, ActorSystem {
     );
     const dir = persistDir(options.persist);
     this.#persistDir = dir;
+    this.#fullSync = durability(options.durability);
     this.#store = dir === undefined ? undefined : call(() => new native.RuntimeStore(dir));
     try {
       this.#bind(options);
@@ -127,6 +134,7 @@ class RuntimeImpl implements Runtime, ActorSystem {
         sqlite: spec.sqlite ?? true,
         keys: new native.Namespace(uniqueKey),
         persistDir: this.#persistDir,
+        fullSync: this.#fullSync,
       },
       this,
     );
@@ -230,6 +238,12 @@ function positiveMs(value: unknown, fallback: number, name: string): number {
     throw new TypeError(`createRuntime(options): ${name} must be a positive number of milliseconds, got ${describe(value)}.`);
   }
   return value;
+}
+
+function durability(value: unknown): boolean {
+  if (value === undefined || value === "normal") return false;
+  if (value === "full") return true;
+  throw new TypeError(`createRuntime(options): durability must be "normal" or "full", got ${describe(value)}.`);
 }
 
 function persistDir(persist: unknown): string | undefined {

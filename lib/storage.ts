@@ -21,6 +21,8 @@ export interface StorageOptions {
   readonly path: string | undefined;
   /** SQLite-backed (the recommended kind) or the legacy KV-backed kind. */
   readonly sqlite: boolean;
+  /** synchronous=FULL rather than NORMAL. */
+  readonly fullSync: boolean;
   /** Names the object in errors: `Room 0123…`. */
   readonly label: string;
 }
@@ -51,7 +53,7 @@ export class StorageCore {
     if (this.#db === undefined) {
       const { path, label } = this.options;
       try {
-        this.#db = new native.Storage(path ?? null, false);
+        this.#db = new native.Storage(path ?? null, this.options.fullSync);
       } catch (err) {
         const cause = (err as Error).message.split("\0").pop();
         throw new Error(`Cannot open the database of Durable Object ${label}${path ? ` (${path})` : ""}: ${cause}`);

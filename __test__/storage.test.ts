@@ -1,0 +1,126 @@
+// The storage engine beneath the API: a SQLite file per object, commits and the output gate,
+// durability, and what a broken file does (issue 3, DESIGN "Where the state lives").
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { createRuntime, type Runtime, type RuntimeOptions } from "../lib/index.js";
+import { native } from "../lib/native.js";
+import { deserialize } from "../lib/values.js";
+import { Notes } from "./fixtures/storage-objects.js";
+
+const runtimes: Runtime[] = [];
+const dirs: string[] = [];
+
+function tempDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "dn-storage-"));
+  dirs.push(dir);
+  return dir;
+}
+
+function start(options: Partial<RuntimeOptions> = {}): Record<string, any> {
+  const rt = createRuntime({ durableObjects: { NOTES: Notes }, ...options });
+  runtimes.push(rt);
+  return rt.env as Record<string, any>;
+}
+
+afterEach(async () => {
+  for (const rt of runtimes.splice(0)) await rt.dispose();
+  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** Reads a KV value through a second connection to the object's file, as another process would. */
+function readFromFile(file: string, key: string): unknown {
+  const db = new native.Storage(file, false);
+  try {
+    const bytes = db.kvGet(key);
+    return bytes === null ? undefined : deserialize(bytes);
+  } finally {
+    db.close();
+  }
+}
+
+describe("files", () => {
+  it("each object has its own database file, named by its hex id under the class", async () => {
+    const dir = tempDir();
+    const env = start({ persist: dir });
+    const a = env.NOTES.getByName("a");
+    await a.write("k", 1);
+    await env.NOTES.getByName("b").write("k", 2);
+    const files = fs.readdirSync(path.join(dir, "Notes")).filter((f) => f.endsWith(".sqlite")).sort();
+    expect(files).toEqual([`${a.id}.sqlite`, `${env.NOTES.idFromName("b")}.sqlite`].sort());
+    expect(fs.existsSync(path.join(dir, "runtime.sqlite"))).toBe(true);
+  });
+
+  it("data survives eviction, dispose and a new runtime on the same folder", async () => {
+    const dir = tempDir();
+    let env = start({ persist: dir });
+    await env.NOTES.getByName("a").write("k", { nested: [1, 2] });
+    expect(await env.NOTES.getByName("a").rows()).toEqual([{ n: 1 }]);
+    await runtimes[0].evict(env.NOTES.getByName("a"));
+    expect(await env.NOTES.getByName("a").read("k")).toEqual({ nested: [1, 2] });
+    await runtimes.pop()!.dispose();
+    env = start({ persist: dir, durability: "full" });
+    expect(await env.NOTES.getByName("a").read("k")).toEqual({ nested: [1, 2] });
+    expect(await env.NOTES.getByName("a").rows()).toEqual([{ n: 2 }]);
+  });
+
+  it("in memory, state lives as long as the runtime, across evictions", async () => {
+    const env = start();
+    await env.NOTES.getByName("a").write("k", "v");
+    await runtimes[0].evict(env.NOTES.getByName("a"));
+    expect(await env.NOTES.getByName("a").read("k")).toBe("v");
+  });
+
+  it('durability must be "normal" or "full"', () => {
+    expect(() => start({ durability: "sometimes" as never })).toThrow(
+      new TypeError('createRuntime(options): durability must be "normal" or "full", got string "sometimes".'),
+    );
+  });
+});
+
+describe("commits and the output gate", () => {
+  it("an RPC result is released only after its writes are committed (visible to another connection)", async () => {
+    const dir = tempDir();
+    const env = start({ persist: dir });
+    const stub = env.NOTES.getByName("a");
+    const file = path.join(dir, "Notes", `${stub.id}.sqlite`);
+    for (let i = 0; i < 20; i++) {
+      expect(await stub.write(`k${i}`, i)).toBe("written");
+      expect(readFromFile(file, `k${i}`)).toBe(i);
+    }
+  });
+
+  it("writes of a turn commit at its end even while the event goes on awaiting", async () => {
+    const dir = tempDir();
+    const env = start({ persist: dir });
+    const stub = env.NOTES.getByName("a");
+    await stub.rows();
+    const file = path.join(dir, "Notes", `${stub.id}.sqlite`);
+    const pending = stub.writeThenWait("late", 150);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(readFromFile(file, "late")).toBe("pending");
+    expect(await pending).toBe("done");
+  });
+});
+
+describe("a broken database file", () => {
+  it("gives an error naming the object and its file; other objects keep working", async () => {
+    const dir = tempDir();
+    const env = start({ persist: dir });
+    const bad = env.NOTES.getByName("bad");
+    fs.mkdirSync(path.join(dir, "Notes"), { recursive: true });
+    const file = path.join(dir, "Notes", `${bad.id}.sqlite`);
+    fs.writeFileSync(file, Buffer.alloc(8192, 0x5a));
+    const err = await bad.read("k").then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err).toBeInstanceOf(Error);
+    expect(err!.message).toBe(
+      `Cannot open the database of Durable Object Notes ${bad.id} (${file}): file is not a database: SQLITE_NOTADB`,
+    );
+    expect(await env.NOTES.getByName("good").write("k", 1)).toBe("written");
+    expect(await env.NOTES.getByName("good").read("k")).toBe(1);
+  });
+});
