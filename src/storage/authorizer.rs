@@ -15,6 +15,9 @@ pub struct AuthState {
     pub internal: AtomicBool,
     /// Set when user SQL tried BEGIN/COMMIT/SAVEPOINT/RELEASE, to give the long message.
     pub saw_transaction: AtomicBool,
+    /// Set for ALTER TABLE: SQLite does not show the authorizer a RENAME TO's new name, so the
+    /// statement's text is checked after it compiles (`renames_to_reserved`).
+    pub saw_alter: AtomicBool,
 }
 
 pub fn hook(
@@ -30,6 +33,9 @@ pub fn hook(
         ) {
             state.saw_transaction.store(true, Ordering::Relaxed);
             return Authorization::Deny;
+        }
+        if matches!(ctx.action, AuthAction::AlterTable { .. }) {
+            state.saw_alter.store(true, Ordering::Relaxed);
         }
         if allowed(&ctx.action) {
             Authorization::Allow
@@ -297,6 +303,16 @@ fn not_reserved(value: &str) -> bool {
     !reserved(unquote(value))
 }
 
+/// Whether an ALTER TABLE statement renames its table to a reserved (`_cf_`) name.
+pub fn renames_to_reserved(sql: &str) -> bool {
+    let words: Vec<&str> = sql.split_whitespace().collect();
+    words.windows(3).any(|w| {
+        w[0].eq_ignore_ascii_case("rename")
+            && w[1].eq_ignore_ascii_case("to")
+            && reserved(w[2].trim_start_matches(['"', '`', '[', '\'']))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,6 +339,17 @@ mod tests {
         assert!(!pragma_allowed("page_size", Some("8192")));
         assert!(pragma_allowed("optimize", Some("4")));
         assert!(!pragma_allowed("user_version", None));
+    }
+
+    #[test]
+    fn rename_to_a_reserved_name_is_spotted_in_any_quoting() {
+        assert!(renames_to_reserved("ALTER TABLE t RENAME TO _cf_x"));
+        assert!(renames_to_reserved("alter table t rename to \"_CF_x\""));
+        assert!(renames_to_reserved("ALTER TABLE t RENAME  TO  [_cf_x]"));
+        assert!(!renames_to_reserved("ALTER TABLE t RENAME TO cf_x"));
+        assert!(!renames_to_reserved(
+            "ALTER TABLE t RENAME COLUMN a TO _cfx"
+        ));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 
 use rusqlite::ffi;
 
+use super::authorizer::renames_to_reserved;
 use super::database::Database;
 use crate::error::CoreError;
 
@@ -96,6 +97,7 @@ impl Database {
         let mut stmt = ptr::null_mut();
         let mut tail: *const c_char = ptr::null();
         self.auth.saw_transaction.store(false, Ordering::Relaxed);
+        self.auth.saw_alter.store(false, Ordering::Relaxed);
         // SAFETY: `sql` outlives the call and its length is given; `tail` points into it.
         let rc = unsafe {
             ffi::sqlite3_prepare_v3(
