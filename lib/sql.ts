@@ -135,8 +135,9 @@ export class SqlStorageCursor<T extends Row = Row> {
     return [...this.#columns];
   }
 
+  /** As on Cloudflare, where the cursor reads one row ahead of what it has handed out (spec 138). */
   get rowsRead(): number {
-    return this.#rowsRead;
+    return this.#next >= this.#rows ? this.#rowsRead : Math.min(this.#rowsRead, this.#next + 1);
   }
 
   get rowsWritten(): number {

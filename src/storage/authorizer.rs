@@ -37,6 +37,20 @@ pub fn hook(
         if matches!(ctx.action, AuthAction::AlterTable { .. }) {
             state.saw_alter.store(true, Ordering::Relaxed);
         }
+        // `CREATE TABLE temp.t` reaches here as a plain CREATE in database "temp". (ALTER TABLE
+        // itself updates the temp schema, so only creating objects there is refused.)
+        let creates = matches!(
+            ctx.action,
+            AuthAction::CreateTable { .. }
+                | AuthAction::CreateIndex { .. }
+                | AuthAction::CreateView { .. }
+                | AuthAction::CreateTrigger { .. }
+                | AuthAction::CreateVtable { .. }
+        );
+        if creates && ctx.database_name == Some("temp") {
+            return Authorization::Deny;
+        }
+
         if allowed(&ctx.action) {
             Authorization::Allow
         } else {
@@ -258,8 +272,21 @@ const FUNCTIONS: &[&str] = &[
     "rtreecheck",
 ];
 
+/// SQLite's internal helpers behind ALTER TABLE RENAME/DROP COLUMN. They reach the authorizer
+/// during the rewrite of the schema, but user SQL cannot call them (they are SQLITE_FUNC_INTERNAL).
+const ALTER_INTERNALS: [&str; 5] = [
+    "sqlite_rename_table",
+    "sqlite_rename_column",
+    "sqlite_rename_test",
+    "sqlite_rename_quotefix",
+    "sqlite_drop_column",
+];
+
 fn function_allowed(name: &str) -> bool {
-    FUNCTIONS.iter().any(|f| f.eq_ignore_ascii_case(name))
+    FUNCTIONS
+        .iter()
+        .chain(ALTER_INTERNALS.iter())
+        .any(|f| f.eq_ignore_ascii_case(name))
 }
 
 fn pragma_allowed(name: &str, value: Option<&str>) -> bool {

@@ -88,14 +88,20 @@ impl Database {
             savepoints: 0,
             kv_table: false,
         };
-        db.kv_table = db.internal(|conn| {
+        db.refresh_kv_table()?;
+        Ok(db)
+    }
+
+    /// Whether `_cf_KV` exists, known again after anything that may have undone its creation.
+    fn refresh_kv_table(&mut self) -> Result<(), CoreError> {
+        self.kv_table = self.internal(|conn| {
             Ok(conn.query_row(
                 "SELECT count(*) FROM sqlite_master WHERE name = '_cf_KV'",
                 [],
                 |row| row.get::<_, i64>(0),
             )? > 0)
         })?;
-        Ok(db)
+        Ok(())
     }
 
     pub(super) fn handle(&self) -> *mut ffi::sqlite3 {
@@ -148,6 +154,7 @@ impl Database {
         if self.dirty() {
             let _ = self.internal(|conn| Ok(conn.execute_batch("ROLLBACK")?));
         }
+        let _ = self.refresh_kv_table();
     }
 
     /// Opens a nested savepoint (transactionSync, transaction); returns its depth.
@@ -171,6 +178,9 @@ impl Database {
         };
         self.internal(|conn| Ok(conn.execute_batch(&sql)?))?;
         self.savepoints = depth - 1;
+        if !keep {
+            self.refresh_kv_table()?;
+        }
         Ok(())
     }
 
@@ -179,7 +189,8 @@ impl Database {
         if depth == 0 || depth > self.savepoints {
             return Ok(());
         }
-        self.internal(|conn| Ok(conn.execute_batch(&format!("ROLLBACK TO _cf_sp{depth}"))?))
+        self.internal(|conn| Ok(conn.execute_batch(&format!("ROLLBACK TO _cf_sp{depth}"))?))?;
+        self.refresh_kv_table()
     }
 
     /// (page_count − freelist_count) × page_size; a fresh database has its first page.

@@ -280,6 +280,17 @@ mod tests {
     }
 
     #[test]
+    fn a_rolled_back_first_write_leaves_no_table_behind() {
+        let mut db = Database::open(None, Durability::Normal).unwrap();
+        let depth = db.savepoint().unwrap();
+        db.kv_put(&[("a".into(), vec![1])]).unwrap();
+        db.end_savepoint(depth, false).unwrap();
+        assert_eq!(db.kv_get("a").unwrap(), None);
+        db.kv_put(&[("b".into(), vec![2])]).unwrap();
+        assert_eq!(db.kv_get("b").unwrap(), Some(vec![2]));
+    }
+
+    #[test]
     fn a_failed_multi_put_writes_nothing() {
         let mut db = Database::open(None, Durability::Normal).unwrap();
         let huge = vec![0u8; 9 * 1024 * 1024];

@@ -121,6 +121,9 @@ impl Database {
             tail as usize - sql.as_ptr() as usize
         };
         let statement = (!stmt.is_null()).then_some(RawStatement(stmt));
+        if self.auth.saw_alter.load(Ordering::Relaxed) && renames_to_reserved(&sql[..consumed]) {
+            return Err(CoreError::Sql("not authorized: SQLITE_AUTH".into()));
+        }
         Ok((statement, &sql[consumed..]))
     }
 
@@ -162,17 +165,19 @@ impl Database {
                 }
             }
         }
-        let columns = column_names(stmt);
-        let width = columns.len();
+        // Names are read once the first step has run: a cached statement is recompiled there
+        // when the schema changed since (ALTER TABLE … ADD COLUMN and `SELECT *`, spec 154).
+        let mut columns: Option<Vec<String>> = None;
         let mut values = Vec::new();
         let (rows_read, rows_written) = self.run(stmt, &mut |stmt| {
+            let width = columns.get_or_insert_with(|| column_names(stmt)).len();
             for col in 0..width as c_int {
                 values.push(column_value(stmt, col));
             }
             Ok(())
         })?;
         Ok(ExecResult {
-            columns,
+            columns: columns.unwrap_or_else(|| column_names(stmt)),
             values,
             rows_read,
             rows_written,
@@ -180,7 +185,8 @@ impl Database {
     }
 
     /// Steps `stmt` to completion inside the implicit transaction when it writes; returns
-    /// (rows produced, rows changed).
+    /// (rows read, rows changed). Stock SQLite has no rows-read counter (workerd patches one in):
+    /// rows visited by table scans, or the rows produced when that is more, come closest.
     fn run(
         &mut self,
         stmt: *mut ffi::sqlite3_stmt,
@@ -210,7 +216,11 @@ impl Database {
             }
             ffi::sqlite3_reset(stmt);
             let written = (ffi::sqlite3_total_changes64(db) - before).max(0) as u64;
-            Ok((rows, written))
+            // A scan's first row is positioned by Rewind, which the counter does not count.
+            let scanned =
+                ffi::sqlite3_stmt_status(stmt, ffi::SQLITE_STMTSTATUS_FULLSCAN_STEP, 1) as u64;
+            let visited = if scanned > 0 { scanned + 1 } else { 0 };
+            Ok((rows.max(visited), written))
         }
     }
 }
@@ -288,5 +298,44 @@ fn column_value(stmt: *mut ffi::sqlite3_stmt, col: c_int) -> SqlValue {
             }
             _ => SqlValue::Null,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Durability;
+
+    fn exec(db: &mut Database, sql: &str) -> Result<ExecResult, CoreError> {
+        db.exec(sql, &[])
+    }
+
+    #[test]
+    fn rename_to_a_reserved_name_is_refused_and_others_work() {
+        let mut db = Database::open(None, Durability::Normal).unwrap();
+        exec(&mut db, "CREATE TABLE t(a)").unwrap();
+        exec(&mut db, "ALTER TABLE t RENAME TO u").unwrap();
+        let err = exec(&mut db, "ALTER TABLE u RENAME TO _cf_x")
+            .err()
+            .unwrap();
+        assert_eq!(err.to_string(), "not authorized: SQLITE_AUTH");
+    }
+
+    #[test]
+    fn alter_table_works_and_temp_objects_are_refused() {
+        let mut db = Database::open(None, Durability::Normal).unwrap();
+        exec(&mut db, "CREATE TABLE a(x INTEGER)").unwrap();
+        exec(&mut db, "ALTER TABLE a ADD COLUMN y INTEGER").unwrap();
+        exec(&mut db, "ALTER TABLE a RENAME COLUMN y TO z").unwrap();
+        exec(&mut db, "ALTER TABLE a DROP COLUMN z").unwrap();
+        let err = exec(&mut db, "CREATE TABLE temp.t(a)").err().unwrap();
+        assert_eq!(err.to_string(), "not authorized: SQLITE_AUTH");
+    }
+
+    #[test]
+    fn math_functions_are_compiled_in() {
+        let mut db = Database::open(None, Durability::Normal).unwrap();
+        let result = exec(&mut db, "SELECT sqrt(16) AS r").unwrap();
+        assert!(matches!(result.values[..], [SqlValue::Real(r)] if r == 4.0));
     }
 }
