@@ -2,6 +2,8 @@
 // critical sections, abort/reset, eviction). Queue and gate state live in the core (`Actors`).
 
 import type { Actors } from "../native/binding.js";
+import { ObjectAlarm, type AlarmHost, type AlarmScheduler } from "./alarms.js";
+import type { Compat } from "./compat.js";
 import { remoteError, resetError, type DurableObjectError } from "./errors.js";
 import { copyValue, type Owner } from "./rpc.js";
 import { DurableObjectState } from "./state.js";
@@ -12,6 +14,8 @@ export interface ActorSystem {
   readonly actors: Actors;
   readonly events: Map<number, PendingEvent>;
   readonly blockConcurrencyTimeoutMs: number;
+  readonly alarms: AlarmScheduler;
+  readonly compat: Compat;
   nextToken(): number;
   /** Throws once the runtime is disposed. */
   assertLive(): void;
@@ -26,6 +30,8 @@ export interface ActorClass {
   makeId(hex: string, name: string | undefined): unknown;
   /** Where and how the object with id `hex` keeps its state. */
   storageOptions(hex: string): StorageOptions;
+  /** The class's number in the alarm index. */
+  readonly alarmNamespace: number;
 }
 
 /**
@@ -54,7 +60,7 @@ const BCW_TIMEOUT =
 const TARGET_GONE = "The execution context which hosts this callback is no longer running.";
 const MAX_CRITICAL_DEPTH = 64;
 
-export class ActorHost implements StorageHost {
+export class ActorHost implements StorageHost, AlarmHost {
   readonly handle: number;
   generation = new Generation();
   /** The name the object was reached by, once known (ctx.id.name). */
@@ -66,6 +72,8 @@ export class ActorHost implements StorageHost {
   #criticalDepth = 0;
   #closed = false;
   #storage: StorageCore | undefined;
+  #alarm: ObjectAlarm | undefined;
+  #constructing = false;
   readonly #inFlight = new Set<PendingEvent>();
 
   constructor(
@@ -131,6 +139,7 @@ export class ActorHost implements StorageHost {
     this.#epoch = this.system.actors.epoch(this.handle);
     const state = new DurableObjectState(this, makeId(this.hex, this.name), this.actorClass.exports);
     this.#state = state;
+    this.#constructing = true;
     try {
       const instance = new Class(state, env);
       this.instance = instance;
@@ -142,6 +151,8 @@ export class ActorHost implements StorageHost {
       this.system.actors.reset(this.handle);
       this.#epoch = this.system.actors.epoch(this.handle);
       return err;
+    } finally {
+      this.#constructing = false;
     }
   }
 
@@ -185,12 +196,64 @@ export class ActorHost implements StorageHost {
 
   /** ctx.storage of the live instance, over a database that outlives instances. */
   storage(): DurableObjectStorage {
+    return new DurableObjectStorage(this.#storageCore());
+  }
+
+  #storageCore(): StorageCore {
     if (this.#storage === undefined) {
       this.#storage = new StorageCore(this.actorClass.storageOptions(this.hex));
       this.#storage.host = this;
     }
-    return new DurableObjectStorage(this.#storage);
+    return this.#storage;
   }
+
+  /** The object's alarm: its runs and retries. */
+  get alarm(): ObjectAlarm {
+    return (this.#alarm ??= new ObjectAlarm(this, this.system.alarms, this.actorClass.alarmNamespace));
+  }
+
+  deliverAlarm(work: (instance: any) => unknown): Promise<unknown> {
+    return this.deliver(this.generation, work, false);
+  }
+
+  storedAlarm(): number | null {
+    return this.#storageCore().getAlarm();
+  }
+
+  setStoredAlarm(time: number | null, file = true): void {
+    this.#storageCore().setAlarm(time, file);
+  }
+
+  recallName(): void {
+    this.name ??= this.#storageCore().db.getName() ?? undefined;
+  }
+
+  mayScheduleAlarm(): boolean {
+    return this.#constructing || typeof (this.instance as { alarm?: unknown } | undefined)?.alarm === "function";
+  }
+
+  fileAlarm(time: number): void {
+    this.system.alarms.file(this.actorClass.alarmNamespace, this.hex, time);
+  }
+
+  alarmCommitted(time: number | null): void {
+    this.alarm.committed(time);
+  }
+
+
+  clockNow(): number {
+    return this.system.alarms.clock.now();
+  }
+
+  get deleteAllDeletesAlarm(): boolean {
+    return this.system.compat.deleteAllDeletesAlarm;
+  }
+
+  /** `abort(reason, { retryAlarm: false })`: the alarm run in progress is not retried. */
+  noAlarmRetry(): void {
+    if (this.#alarm) this.#alarm.retryAllowed = false;
+  }
+
 
   /** A commit failed: the object resets, rolled back to its last good state. */
   fail(reason: Error): void {

@@ -7,4 +7,5 @@ export { DurableObjectId } from "./id.js";
 export { DurableObjectStub } from "./stub.js";
 export { DurableObjectState } from "./state.js";
 export { DurableObject, RpcTarget, RpcStub, WorkerEntrypoint, env } from "./workers.js";
+export { ManualClock, type Clock } from "./clock.js";
 export { getPlatformProxy, type GetPlatformProxyOptions, type PlatformProxy } from "./platform.js";

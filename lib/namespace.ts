@@ -22,6 +22,7 @@ export interface NamespaceOptions {
   readonly persistDir: string | undefined;
   /** synchronous=FULL rather than NORMAL. */
   readonly fullSync: boolean;
+  readonly alarmNamespace: number;
 }
 
 /** The class and objects behind one namespace, shared by every binding to that class. */
@@ -33,6 +34,7 @@ export class NamespaceCore implements ActorClass {
   readonly keys: NativeKeys;
   readonly persistDir: string | undefined;
   readonly fullSync: boolean;
+  readonly alarmNamespace: number;
 
   constructor(
     readonly system: ActorSystem & { onHost(host: ActorHost): void },
@@ -45,7 +47,14 @@ export class NamespaceCore implements ActorClass {
     this.keys = options.keys;
     this.persistDir = options.persistDir;
     this.fullSync = options.fullSync;
+    this.alarmNamespace = options.alarmNamespace;
   }
+
+  /** The host of the object with id `hex` (the alarm scheduler knows objects by id only). */
+  hostByHex(hex: string): ActorHost {
+    return this.host(this.makeId(hex, undefined));
+  }
+
 
   storageOptions(hex: string): StorageOptions {
     return {

@@ -3,6 +3,9 @@
 import path from "node:path";
 import type { RuntimeStore } from "../native/binding.js";
 import type { ActorHost, ActorSystem, PendingEvent } from "./actor.js";
+import { AlarmScheduler } from "./alarms.js";
+import { systemClock, type Clock } from "./clock.js";
+import { compat, type Compat } from "./compat.js";
 import { DurableObjectId } from "./id.js";
 import { call, native } from "./native.js";
 import { DurableObjectNamespace, NamespaceCore } from "./namespace.js";
@@ -35,12 +38,21 @@ export interface RuntimeOptions {
   idleTimeoutMs?: number;
   /** How long blockConcurrencyWhile() may run before the object is reset. Default 30 s. */
   blockConcurrencyTimeoutMs?: number;
+  /** The time alarms follow: the system clock by default; `new ManualClock()` in tests. */
+  clock?: Clock;
+  /** How long an alarm handler may run before it counts as failed. Default 15 min. */
+  alarmTimeoutMs?: number;
+  /** Cloudflare's compatibility date (default: today) and flags, for behaviour that depends on them. */
+  compatibilityDate?: string;
+  compatibilityFlags?: string[];
 }
 
 export interface Runtime {
   readonly env: Record<string, unknown>;
   /** Drops the object's instance as if it had been idle; its next event constructs a new one. */
   evict(stub: DurableObjectStub): Promise<void>;
+  /** Runs the object's alarm now, due or not; resolves whether one ran (a failure rejects). */
+  runAlarm(stub: DurableObjectStub): Promise<boolean>;
   /**
    * Runs `fn(instance, ctx)` inside the object, as one of its events (gates and storage apply);
    * resolves with what it returns, uncopied.
@@ -53,6 +65,7 @@ export interface Runtime {
 
 const DEFAULT_IDLE_MS = 70_000;
 const DEFAULT_BCW_TIMEOUT_MS = 30_000;
+const DEFAULT_ALARM_TIMEOUT_MS = 15 * 60_000;
 
 export function createRuntime(options: RuntimeOptions = {}): Runtime {
   return new RuntimeImpl(options);
@@ -64,7 +77,10 @@ class RuntimeImpl implements Runtime, ActorSystem {
   readonly actors = new native.Actors();
   readonly events = new Map<number, PendingEvent>();
   readonly blockConcurrencyTimeoutMs: number;
+  readonly alarms: AlarmScheduler;
+  readonly compat: Compat;
   readonly #hosts: ActorHost[] = [];
+  readonly #cores = new Map<string, NamespaceCore>();
   readonly #store: RuntimeStore | undefined;
   readonly #persistDir: string | undefined;
   readonly #fullSync: boolean;
@@ -86,12 +102,23 @@ class RuntimeImpl implements Runtime, ActorSystem {
     this.#persistDir = dir;
     this.#fullSync = durability(options.durability);
     this.#store = dir === undefined ? undefined : call(() => new native.RuntimeStore(dir));
+    this.compat = compat(options.compatibilityDate, options.compatibilityFlags);
+    const alarmTimeoutMs = positiveMs(options.alarmTimeoutMs, DEFAULT_ALARM_TIMEOUT_MS, "alarmTimeoutMs");
+    this.alarms = new AlarmScheduler(
+      call(() => new native.Alarms(dir ?? null)),
+      options.clock ?? systemClock,
+      (className, hex) => this.#cores.get(className)?.hostByHex(hex),
+      alarmTimeoutMs,
+    );
     try {
       this.#bind(options);
     } catch (err) {
+      this.alarms.close();
       this.#store?.close();
       throw err;
     }
+    // Alarms that came due while no process ran fire now.
+    this.alarms.arm();
     this.#sweep = setInterval(() => this.#evictIdle(idleMs), Math.max(10, Math.min(idleMs / 2, 5_000)));
     this.#sweep.unref();
     setAmbient(this.env, this.exports);
@@ -126,18 +153,22 @@ class RuntimeImpl implements Runtime, ActorSystem {
     const className = spec.class.name;
     const uniqueKey =
       spec.uniqueKey ?? (this.#store ? call(() => this.#store!.namespaceKey(className)) : native.randomUniqueKey());
-    return new NamespaceCore(
+    const core = new NamespaceCore(
       this,
       {
         className,
+
         Class: spec.class,
         sqlite: spec.sqlite ?? true,
         keys: new native.Namespace(uniqueKey),
         persistDir: this.#persistDir,
         fullSync: this.#fullSync,
+        alarmNamespace: this.alarms.index.namespace(className),
       },
       this,
     );
+    this.#cores.set(className, core);
+    return core;
   }
 
   nextToken(): number {
@@ -161,6 +192,15 @@ class RuntimeImpl implements Runtime, ActorSystem {
 
   async evict(stub: DurableObjectStub): Promise<void> {
     this.#hostOf(stub, "evict")?.evict();
+  }
+
+  runAlarm(stub: DurableObjectStub): Promise<boolean> {
+    try {
+      const id = this.#idOf(stub, "runAlarm");
+      return (DurableObjectId.namespaceOf(id) as NamespaceCore).host(id).alarm.run({ force: true });
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   runInDurableObject<T, O = any>(
@@ -198,7 +238,9 @@ class RuntimeImpl implements Runtime, ActorSystem {
     this.#disposed = true;
     clearInterval(this.#sweep);
     const reason = new Error("The durable-node runtime was disposed while this call was pending.");
+    this.alarms.close();
     for (const host of this.#hosts) host?.close(reason);
+
     this.#store?.close();
     clearAmbient(this.env);
   }

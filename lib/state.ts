@@ -85,9 +85,11 @@ export class DurableObjectState {
   }
 
   /** Resets the object: every pending call fails with the reason; this call never returns. */
-  abort(reason?: string, _options?: { retryAlarm?: boolean }): never {
+  abort(reason?: string, options?: { retryAlarm?: boolean }): never {
     const message = reason === undefined ? "Application called abort() to reset Durable Object." : String(reason);
     const error = resetError(new Error(message));
+    if (options?.retryAlarm === false) this.#host.noAlarmRetry();
+
     if (this.#host.isCurrent(this)) this.#host.reset(error);
     throw error;
   }

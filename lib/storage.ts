@@ -8,12 +8,22 @@ import { SqlStorage } from "./sql.js";
 import { lazy, moveConstructorLast } from "./state.js";
 import { deserialize, serialize } from "./values.js";
 
-/** What storage needs from the object's host: its input gate and how to reset it. */
+/** What storage needs from the object's host: its input gate, how to reset it, its alarm. */
 export interface StorageHost {
   hold(): number;
   releaseLater(epoch: number): void;
   /** A failed commit: the object resets and its pending calls fail with `reason`. */
   fail(reason: Error): void;
+  /** setAlarm() is allowed: the class has an alarm() handler, or its constructor is running. */
+  mayScheduleAlarm(): boolean;
+  /** The name the object was reached by, to keep beside its alarm. */
+  readonly name: string | undefined;
+  /** Before a commit: the object may need waking at `time`. */
+  fileAlarm(time: number): void;
+  /** After a commit that touched the alarm: what is now stored. */
+  alarmCommitted(time: number | null): void;
+  clockNow(): number;
+  readonly deleteAllDeletesAlarm: boolean;
 }
 
 export interface StorageOptions {
@@ -43,6 +53,7 @@ const CONSTRAINT_RESET =
 export class StorageCore {
   #db: NativeStorage | undefined;
   #flushScheduled = false;
+  #alarmTouched = false;
   /** Open `transaction()` closures; the implicit commit waits for them. */
   transactions = 0;
   host: StorageHost | undefined;
@@ -86,11 +97,32 @@ export class StorageCore {
     if (this.#db === undefined || this.transactions > 0) return true;
     try {
       this.#db.commit();
-      return true;
     } catch (err) {
+      this.#alarmTouched = false;
       this.host?.fail(commitError(err));
       return false;
     }
+    if (this.#alarmTouched) {
+      this.#alarmTouched = false;
+      this.host?.alarmCommitted(this.#db.getAlarm());
+    }
+    return true;
+  }
+
+  getAlarm(): number | null {
+    return call(() => this.db.getAlarm());
+  }
+
+  /** Stores the alarm (in the turn's transaction) and, unless told not to, files the object for it. */
+  setAlarm(time: number | null, file = true): void {
+    const db = this.db;
+    call(() => db.setAlarm(time));
+    const name = this.host?.name;
+    if (time !== null && name !== undefined) call(() => db.setName(name));
+    if (time !== null && file) this.host?.fileAlarm(time);
+
+    this.#alarmTouched = true;
+    this.scheduleFlush();
   }
 
   /** Writes not yet committed (an RPC result must wait for them: the output gate). */
@@ -167,8 +199,13 @@ export class StorageCore {
     return rows.keys.map((key, i) => [key, deserialize(rows.values[i])]);
   }
 
+  /** Wipes everything; the alarm too unless compatibility keeps it (spec 51). */
   deleteAll(): void {
+    const kept = this.host?.deleteAllDeletesAlarm === false ? this.getAlarm() : null;
     call(() => this.db.deleteAll());
+    this.#alarmTouched = true;
+    if (kept !== null) this.setAlarm(kept);
+    this.flush();
   }
 }
 
@@ -252,7 +289,19 @@ function listLimit(limit: unknown): number {
   return whole;
 }
 
+/** setAlarm()'s argument as integer milliseconds (spec 165–167). */
+function alarmTime(value: unknown, className: string): number {
+  let ms: number;
+  if (value instanceof Date) ms = value.getTime();
+  else if (typeof value === "number") ms = value;
+  else throw argumentTypeError("setAlarm", className, 1, "date");
+  if (Number.isNaN(ms)) throw new TypeError("The value cannot be converted because it is not a valid Date.");
+  if (ms <= 0) throw new TypeError("setAlarm() cannot be called with an alarm time <= 0");
+  return Math.trunc(ms);
+}
+
 function keyText(key: unknown): string {
+
   return `${key}`;
 }
 
@@ -308,6 +357,33 @@ abstract class KvMethods {
     }
     const core = this.core;
     core.gated((opts as { allowConcurrency?: boolean } | undefined)?.allowConcurrency, () => core.put(entries));
+  }
+
+  async getAlarm(options?: { allowConcurrency?: boolean }): Promise<number | null> {
+    this.check("getAlarm");
+    return this.core.gated(options?.allowConcurrency, () => this.core.getAlarm());
+  }
+
+  async setAlarm(scheduledTime: unknown, options?: { allowConcurrency?: boolean }): Promise<void> {
+    this.check("setAlarm");
+    const core = this.core;
+    let time = alarmTime(scheduledTime, this.className);
+    if (core.host && !core.host.mayScheduleAlarm()) {
+      throw new TypeError("Your Durable Object class must have an alarm() handler in order to call setAlarm()");
+    }
+    // A time in the past means now: the alarm fires at once, and getAlarm() shows now (spec 168).
+    if (core.host) time = Math.max(time, core.host.clockNow());
+    core.gated(options?.allowConcurrency, () => {
+      if (core.getAlarm() !== time) core.setAlarm(time);
+    });
+  }
+
+  async deleteAlarm(options?: { allowConcurrency?: boolean }): Promise<void> {
+    this.check("deleteAlarm");
+    const core = this.core;
+    core.gated(options?.allowConcurrency, () => {
+      if (core.getAlarm() !== null) core.setAlarm(null);
+    });
   }
 
   async delete(keys: unknown, options?: { allowConcurrency?: boolean }): Promise<boolean | number> {
@@ -387,16 +463,16 @@ export class DurableObjectStorage extends KvMethods {
     }
   }
 
-  async getAlarm(_options?: unknown): Promise<number | null> {
-    throw alarmsNotYet("getAlarm");
+  override getAlarm(options?: { allowConcurrency?: boolean }): Promise<number | null> {
+    return super.getAlarm(options);
   }
 
-  async setAlarm(_scheduledTime: number | Date, _options?: unknown): Promise<void> {
-    throw alarmsNotYet("setAlarm");
+  override setAlarm(scheduledTime: unknown, options?: { allowConcurrency?: boolean }): Promise<void> {
+    return super.setAlarm(scheduledTime, options);
   }
 
-  async deleteAlarm(_options?: unknown): Promise<void> {
-    throw alarmsNotYet("deleteAlarm");
+  override deleteAlarm(options?: { allowConcurrency?: boolean }): Promise<void> {
+    return super.deleteAlarm(options);
   }
 
   /** Resolves once everything written so far is durable. */
@@ -436,11 +512,7 @@ export class DurableObjectStorage extends KvMethods {
 }
 moveConstructorLast(DurableObjectStorage.prototype);
 
-// Alarms (issue 4) and point-in-time recovery come later; until then these say so.
-function alarmsNotYet(method: string): Error {
-  return new Error(`storage.${method}() is not supported yet by durable-node: alarms are not implemented.`);
-}
-
+// Point-in-time recovery comes later; until then these answer as workerd does (spec 249).
 function bookmarksNotYet(): Error {
   return new Error("This Durable Object's storage back-end does not implement point-in-time recovery.");
 }
@@ -483,20 +555,6 @@ export class DurableObjectTransaction extends KvMethods {
     throw new Error("Cannot call deleteAll() within a transaction");
   }
 
-  async getAlarm(_options?: unknown): Promise<number | null> {
-    this.check("getAlarm");
-    throw alarmsNotYet("getAlarm");
-  }
-
-  async setAlarm(_time: number | Date, _options?: unknown): Promise<void> {
-    this.check("setAlarm");
-    throw alarmsNotYet("setAlarm");
-  }
-
-  async deleteAlarm(_options?: unknown): Promise<void> {
-    this.check("deleteAlarm");
-    throw alarmsNotYet("deleteAlarm");
-  }
 
   /** @internal the closure has returned or thrown. */
   [END](): void {

@@ -16,8 +16,13 @@ export function serialize(value: unknown): Buffer {
   return serializer.releaseBuffer();
 }
 
+/**
+ * Values written without the version header (first byte not 0xFF: legacy data, spec 71) are read
+ * as a headerless body, which V8 decodes as its pre-header wire format.
+ */
 export function deserialize(bytes: Uint8Array): unknown {
   const deserializer = new v8.Deserializer(bytes);
-  deserializer.readHeader();
+  if (bytes[0] === 0xff) deserializer.readHeader();
   return deserializer.readValue();
 }
+

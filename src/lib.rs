@@ -15,6 +15,8 @@
 #![deny(clippy::all)]
 
 pub mod actor;
+pub mod alarm;
+
 pub mod error;
 pub mod id;
 pub mod runtime_db;
@@ -315,7 +317,28 @@ impl Storage {
         Ok(kv_rows(self.db()?.kv_list(&range)?))
     }
 
+    #[napi(catch_unwind)]
+    pub fn get_alarm(&mut self) -> Result<Option<f64>> {
+        Ok(self.db()?.get_alarm()?.map(|t| t as f64))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn set_alarm(&mut self, time: Option<f64>) -> Result<()> {
+        Ok(self.db()?.set_alarm(time.map(|t| t as i64))?)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn get_name(&mut self) -> Result<Option<String>> {
+        Ok(self.db()?.get_name()?)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn set_name(&mut self, name: String) -> Result<()> {
+        Ok(self.db()?.set_name(&name)?)
+    }
+
     /// Uncommitted writes exist.
+
     #[napi]
     pub fn dirty(&mut self) -> Result<bool> {
         Ok(self.db()?.dirty())
@@ -358,6 +381,108 @@ impl Storage {
     }
 
     /// Closes the file; uncommitted writes are discarded.
+    #[napi]
+    pub fn close(&mut self) {
+        self.db = None;
+    }
+}
+
+/// The runtime-wide alarm index ([`alarm::AlarmIndex`]), persisted in `runtime.sqlite` when the
+/// runtime persists.
+#[napi]
+pub struct Alarms {
+    index: alarm::AlarmIndex,
+    db: Option<RuntimeDb>,
+}
+
+#[napi(object, object_from_js = false)]
+pub struct DueAlarm {
+    pub namespace: String,
+    pub id: String,
+    pub time: f64,
+}
+
+fn id_bytes(hex: &str) -> Result<id::IdBytes> {
+    Ok(alarm::parse_hex(hex).ok_or(CoreError::IdFormat)?)
+}
+
+#[napi]
+impl Alarms {
+    /// An empty index, or the one persisted under `dir`.
+    #[napi(constructor, catch_unwind)]
+    pub fn new(dir: Option<String>) -> Result<Self> {
+        let mut index = alarm::AlarmIndex::default();
+        let db = match dir {
+            Some(dir) => {
+                let db = RuntimeDb::open(std::path::Path::new(&dir))?;
+                index.load(&db)?;
+                Some(db)
+            }
+            None => None,
+        };
+        Ok(Alarms { index, db })
+    }
+
+    #[napi]
+    pub fn namespace(&mut self, name: String) -> u32 {
+        self.index.namespace(&name)
+    }
+
+    fn persist(&self, ns: u32, id: &id::IdBytes, time: Option<i64>) -> Result<()> {
+        if let (Some(db), Some(name)) = (&self.db, self.index.namespace_name(ns)) {
+            db.set_alarm(name, id, time)?;
+        }
+        Ok(())
+    }
+
+    /// Files the object for `time` unless it is filed earlier; returns the time filed.
+    #[napi(catch_unwind)]
+    pub fn lower(&mut self, ns: u32, id: String, time: f64) -> Result<f64> {
+        let id = id_bytes(&id)?;
+        let before = self.index.get(ns, &id);
+        let filed = self.index.lower(ns, id, time as i64);
+        if before != Some(filed) {
+            self.persist(ns, &id, Some(filed))?;
+        }
+        Ok(filed as f64)
+    }
+
+    /// Files the object for exactly `time`, or forgets it.
+    #[napi(catch_unwind)]
+    pub fn set(&mut self, ns: u32, id: String, time: Option<f64>) -> Result<()> {
+        let id = id_bytes(&id)?;
+        let time = time.map(|t| t as i64);
+        self.index.set(ns, id, time);
+        self.persist(ns, &id, time)
+    }
+
+    #[napi]
+    pub fn next(&self) -> Option<f64> {
+        self.index.next().map(|t| t as f64)
+    }
+
+    /// Up to `max` entries due at `now`, taken out of memory (their persisted rows stay).
+    #[napi]
+    pub fn take_due(&mut self, now: f64, max: u32) -> Vec<DueAlarm> {
+        let due = self.index.take_due(now as i64, max as usize);
+        due.into_iter()
+            .map(|d| DueAlarm {
+                namespace: self
+                    .index
+                    .namespace_name(d.namespace)
+                    .unwrap_or_default()
+                    .to_owned(),
+                id: hex::encode(d.id),
+                time: d.time as f64,
+            })
+            .collect()
+    }
+
+    #[napi(getter)]
+    pub fn size(&self) -> u32 {
+        self.index.len() as u32
+    }
+
     #[napi]
     pub fn close(&mut self) {
         self.db = None;

@@ -33,6 +33,12 @@ impl RuntimeDb {
              CREATE TABLE IF NOT EXISTS namespaces (
                name TEXT PRIMARY KEY,
                unique_key TEXT NOT NULL
+             ) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS alarms (
+               namespace TEXT NOT NULL,
+               id BLOB NOT NULL,
+               time INTEGER NOT NULL,
+               PRIMARY KEY (namespace, id)
              ) WITHOUT ROWID;",
         )?;
         Ok(RuntimeDb { conn })
@@ -57,6 +63,51 @@ impl RuntimeDb {
             [name, &key],
         )?;
         Ok(key)
+    }
+}
+
+impl RuntimeDb {
+    /// Files (or, with `None`, forgets) an object in the persisted alarm index.
+    pub fn set_alarm(
+        &self,
+        namespace: &str,
+        id: &[u8],
+        time: Option<i64>,
+    ) -> Result<(), CoreError> {
+        match time {
+            Some(time) => self
+                .conn
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO alarms (namespace, id, time) VALUES (?1, ?2, ?3)",
+                )?
+                .execute((namespace, id, time))?,
+            None => self
+                .conn
+                .prepare_cached("DELETE FROM alarms WHERE namespace = ?1 AND id = ?2")?
+                .execute((namespace, id))?,
+        };
+        Ok(())
+    }
+
+    pub fn alarms(&self) -> Result<Vec<(String, crate::id::IdBytes, i64)>, CoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT namespace, id, time FROM alarms")?;
+        let rows = stmt.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, Vec<u8>>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (namespace, id, time) = row?;
+            if let Ok(id) = id.try_into() {
+                out.push((namespace, id, time));
+            }
+        }
+        Ok(out)
     }
 }
 

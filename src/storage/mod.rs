@@ -5,6 +5,8 @@ mod authorizer;
 mod codes;
 mod database;
 mod kv;
+mod metadata;
+
 mod napi_values;
 mod sql;
 

@@ -1,0 +1,452 @@
+// Runs every scenario against durable-node and Miniflare 4 (workerd) in one go and prints two tables of medians: RPC
+// and start-up, then storage with raw SQLite as the floor. Each side runs in child processes of its own, so one
+// side's crash, hang or heap never touches the other's numbers.
+import { spawn, execFileSync } from "node:child_process";
+import { accessSync, constants, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { buildFloor } from "./lib/floor.mjs";
+import { parseReport } from "./lib/protocol.mjs";
+
+const benchDir = path.dirname(fileURLToPath(import.meta.url));
+const rootDir = path.dirname(benchDir);
+const SIDES = ["durable-node", "miniflare"];
+
+// Call counts per side: Miniflare takes milliseconds per call where durable-node aims at microseconds, so it gets
+// fewer calls; measure.mjs also shrinks a batch that would overrun its budget, which bounds the whole run.
+const PLAN = {
+  "durable-node": {
+    warmup: 2000,
+    sequential: { batches: 9, calls: 2000, budgetMs: 8000 },
+    concurrent: { rounds: 50, width: 100, budgetMs: 5000 },
+  },
+  miniflare: {
+    warmup: 50,
+    sequential: { batches: 5, calls: 200, budgetMs: 12000 },
+    concurrent: { rounds: 10, width: 100, budgetMs: 8000 },
+  },
+};
+// Start-up is timed three ways: durable-node as a bundled app loads it (no module hooks), durable-node the way
+// `node --import durable-node/register app.mjs` runs (Node's loader-hook thread included), and Miniflare.
+const registerPath = path.join(rootDir, "dist", "register.js");
+const START_WAYS = [
+  { key: "durable-node", side: "durable-node", nodeArgs: [] },
+  { key: "durable-node/register", side: "durable-node", nodeArgs: ["--import", pathToFileURL(registerPath).href] },
+  { key: "miniflare", side: "miniflare", nodeArgs: [] },
+];
+const FIRST_CALL_SAMPLES = 5;
+const MEASURE_TIMEOUT_MS = 45_000;
+const FIRST_CALL_TIMEOUT_MS = 20_000;
+// After a child has printed its result it gets this long to exit by itself before it is killed.
+const EXIT_GRACE_MS = 5_000;
+
+// Storage: the same workloads (workers/store.mjs) on both sides and on raw SQLite (floor/sqlite.rs), timed inside.
+// Rounds alternate durable-node, Miniflare and the floor, each a fresh process giving `samples` samples after one
+// warm-up, so a slow spell of this machine falls on all three alike.
+const STORAGE_PLAN = {
+  rounds: 3,
+  samples: 3,
+  kvOps: 10_000,
+  insertRows: 100_000,
+  selectCalls: 20_000,
+  listKeys: 1_000,
+  listRepeats: 200,
+};
+const STORAGE_TIMEOUT_MS = 60_000;
+const FLOOR_TIMEOUT_MS = 30_000;
+const FLOOR_BUILD_TIMEOUT_MS = 300_000;
+const STORAGE_SOURCES = ["durable-node", "miniflare", "floor"];
+const count = (n) => n.toLocaleString("en-US");
+// Goals from the design: `limit` for durable-node's median, `faster` than Miniflare, `withinFloor` of raw SQLite.
+const STORAGE_ROWS = [
+  {
+    label: `KV put(k, v), ${count(STORAGE_PLAN.kvOps)} awaited in one event, per op`,
+    key: "putUs",
+    unit: "µs",
+    ops: STORAGE_PLAN.kvOps,
+    goals: { limit: 4, faster: 2, withinFloor: 3 },
+  },
+  {
+    label: `KV get(k), ${count(STORAGE_PLAN.kvOps)} awaited in one event, per op`,
+    key: "getUs",
+    unit: "µs",
+    ops: STORAGE_PLAN.kvOps,
+    goals: { limit: 4, faster: 2, withinFloor: 3 },
+  },
+  {
+    label: `sql.exec INSERT, ${count(STORAGE_PLAN.insertRows)} in one event, per row`,
+    key: "insertUs",
+    unit: "µs",
+    ops: STORAGE_PLAN.insertRows,
+    goals: { limit: 2, withinFloor: 2 },
+  },
+  {
+    label: `sql.exec point SELECT by primary key + one(), ${count(STORAGE_PLAN.selectCalls)} in one event, per call`,
+    key: "selectUs",
+    unit: "µs",
+    ops: STORAGE_PLAN.selectCalls,
+    goals: { limit: 2 },
+  },
+  {
+    label: `list() of all ${count(STORAGE_PLAN.listKeys)} keys, ${STORAGE_PLAN.listRepeats} in one event, per list`,
+    key: "listMs",
+    unit: "ms",
+    ops: STORAGE_PLAN.listRepeats,
+    goals: { limit: 0.3 },
+  },
+];
+
+// NODE_EXTRA_CA_CERTS, set on this machine, adds ≈ 60 ms to every node start while reading certificates neither
+// side uses here; children run without it so the start-up row measures the runtimes, not the certificate store.
+const childEnv = { ...process.env };
+delete childEnv.NODE_EXTRA_CA_CERTS;
+
+// Miniflare keeps Durable Object storage in SQLite files under its temporary directory (os.tmpdir()); the storage
+// children put that directory on tmpfs when there is one, so its storage is in memory as durable-node's is.
+const TMPFS = "/dev/shm";
+const storageTmpfs = (() => {
+  try {
+    accessSync(TMPFS, constants.W_OK);
+    return TMPFS;
+  } catch {
+    return undefined;
+  }
+})();
+const storageEnv = storageTmpfs ? { ...childEnv, TMPDIR: storageTmpfs } : childEnv;
+
+const running = new Set();
+const notes = [];
+
+/** Kills a child's whole process group (Miniflare's workerd included); the group may already be gone. */
+function killGroup(pid) {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, "SIGKILL");
+  } catch (error) {
+    if (error.code !== "ESRCH") throw error;
+  }
+}
+
+process.on("SIGINT", () => {
+  for (const pid of running) killGroup(pid);
+  process.exit(130);
+});
+
+/** Runs `node ...nodeArgs <script> ...args` in its own process group; resolves to its result or `{ error }`, never rejects. */
+function runChild(nodeArgs, script, args, timeoutMs, env = childEnv) {
+  return runProcess(process.execPath, [...nodeArgs, script, ...args], `${args[0]}: ${script}`, timeoutMs, env);
+}
+
+/** Runs `command ...argv` as runChild does; `label` names it in notes. */
+function runProcess(command, argv, label, timeoutMs, env = childEnv) {
+  return new Promise((resolve) => {
+    const child = spawn(command, argv, {
+      cwd: benchDir,
+      env,
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    running.add(child.pid);
+    let stdout = "";
+    let stderr = "";
+    let failure;
+    let result;
+    let graceTimer;
+    const finish = (forcedError) => {
+      clearTimeout(deadline);
+      clearTimeout(graceTimer);
+      killGroup(child.pid);
+      running.delete(child.pid);
+      failure ??= forcedError;
+      resolve(result ?? { error: failure });
+    };
+    const deadline = setTimeout(() => {
+      failure = `timed out after ${timeoutMs / 1000} s`;
+      killGroup(child.pid);
+    }, timeoutMs);
+    child.stdout.on("data", (chunk) => {
+      stdout += chunk;
+      if (result === undefined && (result = parseReport(stdout)) !== undefined) {
+        graceTimer = setTimeout(() => {
+          notes.push(`${label} did not exit within ${EXIT_GRACE_MS / 1000} s of its result; killed.`);
+          killGroup(child.pid);
+        }, EXIT_GRACE_MS);
+      }
+    });
+    child.stderr.on("data", (chunk) => (stderr += chunk));
+    child.on("error", (error) => finish(error.message));
+    child.on("close", (code, signal) => {
+      const lastLine = stderr.trim().split("\n").pop();
+      // Code 13: the child's top-level await never settled, i.e. a call that never answered with nothing else pending.
+      const why = code === 13 ? " (a call never answered)" : lastLine ? `: ${lastLine}` : "";
+      finish(`exited with ${signal ?? `code ${code}`}${why}`);
+    });
+  });
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** { median, min, max } of the samples. */
+function summarize(samples) {
+  return { median: median(samples), min: Math.min(...samples), max: Math.max(...samples) };
+}
+
+function format(value, unit) {
+  const digits = value >= 100 ? 0 : value >= 10 ? 1 : 2;
+  return `${value.toFixed(digits)} ${unit}`;
+}
+
+/** Table cell: the median, with the spread of the samples it was taken from. */
+function cell(stat, unit) {
+  if (stat.error) return `error (see below)`;
+  return `${format(stat.median, unit)} (${format(stat.min, "").trim()}–${format(stat.max, unit)})`;
+}
+
+function ratio(a, b) {
+  if (a.error || b.error) return "—";
+  const r = b.median / a.median;
+  return `${r >= 10 ? r.toFixed(0) : r.toFixed(1)}×`;
+}
+
+function goalCell(stat, limit, unit) {
+  if (limit === undefined) return "—";
+  const text = `≤ ${limit} ${unit}`;
+  if (stat.error) return text;
+  return `${text} ${stat.median <= limit ? "met" : "not met"}`;
+}
+
+/** durable-node's median as a multiple of the floor's: `1.5×` means 1.5 times the raw SQLite time. */
+function overFloor(dn, floor) {
+  if (dn.error || floor.error) return "—";
+  return `${(dn.median / floor.median).toFixed(1)}×`;
+}
+
+/**
+ * The goals of a storage row, each marked met or not: `limit` (durable-node's median at most this), `faster` (at least
+ * this many times faster than Miniflare), `withinFloor` (at most this many times raw SQLite's time).
+ */
+function storageGoalCell({ dn, mf, floor, unit, goals: { limit, faster, withinFloor } }) {
+  const parts = [];
+  const mark = (text, inputs, ok) => parts.push(inputs.some((s) => s.error) ? text : `${text} ${ok() ? "met" : "not met"}`);
+  if (limit !== undefined) mark(`≤ ${limit} ${unit}`, [dn], () => dn.median <= limit);
+  if (faster !== undefined) mark(`≥ ${faster}× faster than miniflare`, [dn, mf], () => mf.median / dn.median >= faster);
+  if (withinFloor !== undefined) mark(`≤ ${withinFloor}× raw`, [dn, floor], () => dn.median / floor.median <= withinFloor);
+  return parts.join("; ");
+}
+
+function printTable(header, rows) {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`;
+  console.log(line(header));
+  console.log(`| ${widths.map((w) => "-".repeat(w)).join(" | ")} |`);
+  for (const row of rows) console.log(line(row));
+}
+
+function readVersion(packageJson) {
+  try {
+    return JSON.parse(readFileSync(packageJson, "utf8")).version;
+  } catch {
+    return "not installed";
+  }
+}
+
+function describeDurableNode() {
+  const version = readVersion(path.join(rootDir, "package.json"));
+  let commit = "no commit";
+  try {
+    commit = execFileSync("git", ["-C", rootDir, "rev-parse", "--short", "HEAD"], { stdio: ["ignore", "pipe", "ignore"] })
+      .toString()
+      .trim();
+  } catch {}
+  let built = "dist/ not built";
+  try {
+    built = `dist/ built ${statSync(path.join(rootDir, "dist", "index.js")).mtime.toISOString()}`;
+  } catch {}
+  return `durable-node ${version} (git ${commit}, ${built})`;
+}
+
+const started = performance.now();
+const date = new Date().toISOString();
+const cpus = os.cpus();
+console.log(`# durable-node vs Miniflare 4 — ${date}`);
+console.log(`node ${process.version}, ${os.platform()} ${os.arch()}, ${cpus.length} × ${cpus[0]?.model ?? "unknown CPU"}`);
+console.log(`${describeDurableNode()}: in memory, no persistence`);
+console.log(
+  `miniflare ${readVersion(path.join(benchDir, "node_modules", "miniflare", "package.json"))}, workerd ${readVersion(path.join(benchDir, "node_modules", "workerd", "package.json"))}: ` +
+    `its default storage (no persist option: SQLite files in a temporary directory, removed on dispose)`,
+);
+console.log();
+
+const measured = {};
+for (const side of SIDES) {
+  process.stderr.write(`measuring RPC calls on ${side}…\n`);
+  measured[side] = await runChild([], "measure.mjs", [side, JSON.stringify(PLAN[side])], MEASURE_TIMEOUT_MS);
+}
+
+// Samples alternate between the ways of starting so that a slow spell of this noisy machine falls on all alike.
+const firstCalls = Object.fromEntries(START_WAYS.map(({ key }) => [key, { samples: [] }]));
+for (let i = 0; i < FIRST_CALL_SAMPLES; i++) {
+  for (const { key, side, nodeArgs } of START_WAYS) {
+    if (firstCalls[key].error) continue;
+    process.stderr.write(`start + first call on ${key} (${i + 1}/${FIRST_CALL_SAMPLES})…\n`);
+    const sample = await runChild(nodeArgs, "first-call.mjs", [side], FIRST_CALL_TIMEOUT_MS);
+    if (sample.error) firstCalls[key].error = sample.error;
+    else firstCalls[key].samples.push(sample);
+  }
+}
+
+process.stderr.write("building the raw SQLite floor (cargo build --release --example sqlite-floor)…\n");
+const floor = await buildFloor(rootDir, FLOOR_BUILD_TIMEOUT_MS);
+const storage = Object.fromEntries(STORAGE_SOURCES.map((source) => [source, { samples: [] }]));
+if (floor.error) storage.floor.error = floor.error;
+const { samples: perRound, kvOps, insertRows, selectCalls, listKeys, listRepeats } = STORAGE_PLAN;
+const floorArgs = [perRound, kvOps, insertRows, selectCalls, listKeys, listRepeats].map(String);
+for (let round = 0; round < STORAGE_PLAN.rounds; round++) {
+  for (const source of STORAGE_SOURCES) {
+    if (storage[source].error) continue;
+    process.stderr.write(`storage on ${source} (${round + 1}/${STORAGE_PLAN.rounds})…\n`);
+    const result =
+      source === "floor"
+        ? await runProcess(floor.path, floorArgs, "raw SQLite floor", FLOOR_TIMEOUT_MS)
+        : await runChild([], "storage.mjs", [source, JSON.stringify({ ...STORAGE_PLAN, round })], STORAGE_TIMEOUT_MS, storageEnv);
+    if (result.error) storage[source].error = result.error;
+    else storage[source].samples.push(...result.samples);
+  }
+}
+
+const summaryOf = (result, samples) => (result.error ? { error: result.error } : summarize(samples(result)));
+const rpc = (side, scenario) => summaryOf(measured[side], (m) => m[scenario].samples);
+const startUp = (way, pick) => summaryOf(firstCalls[way], (f) => f.samples.map(pick));
+const fromUserCode = (s) => s.firstCall - s.userCode;
+const fromProcess = (s) => s.firstCall;
+
+const rows = [
+  ["Node → DO trivial RPC, sequential, per call", rpc("durable-node", "sequential"), rpc("miniflare", "sequential"), "µs", 10],
+  ["Node → DO trivial RPC, 100 concurrent, per call", rpc("durable-node", "concurrent"), rpc("miniflare", "concurrent"), "µs"],
+  [
+    "start runtime + first call to a new object (import → reply)",
+    startUp("durable-node", fromUserCode),
+    startUp("miniflare", fromUserCode),
+    "ms",
+    50,
+  ],
+  [
+    "the same from process start; durable-node under --import durable-node/register",
+    startUp("durable-node/register", fromProcess),
+    startUp("miniflare", fromProcess),
+    "ms",
+  ],
+];
+printTable(
+  ["scenario", "durable-node", "miniflare", "ratio (miniflare / durable-node)", "goal (durable-node)"],
+  rows.map(([label, dn, mf, unit, limit]) => [label, cell(dn, unit), cell(mf, unit), ratio(dn, mf), goalCell(dn, limit, unit)]),
+);
+
+const failed = (what, error) => {
+  const hint = /Cannot find module '[^']*\/dist\//.test(error) ? " (build it first: npm run build)" : "";
+  console.log(`${what} failed: ${error}${hint}`);
+};
+console.log();
+console.log("Medians, with (min–max) of the samples they were taken from.");
+for (const side of SIDES) {
+  const m = measured[side];
+  if (m.error) failed(`${side}: RPC calls`, m.error);
+  else {
+    console.log(
+      `${side}: sequential = median of ${m.sequential.samples.length} batch means of ${m.sequential.calls} calls ` +
+        `(after ${PLAN[side].warmup} warm-up calls); concurrent = median of ${m.concurrent.samples.length} rounds of ` +
+        `Promise.all(${m.concurrent.width}) to one object.`,
+    );
+  }
+}
+for (const { key, nodeArgs } of START_WAYS) {
+  const { samples, error } = firstCalls[key];
+  if (error) {
+    failed(`${key}: start + first call`, error);
+    continue;
+  }
+  const ms = (pick) => format(median(samples.map(pick)), "ms");
+  const beforeUserCode = nodeArgs.length ? "node boot + --import hooks" : "node boot";
+  console.log(
+    `${key}: start + first call over ${samples.length} fresh processes = import ${ms((s) => s.imported - s.userCode)} + ` +
+      `runtime start ${ms((s) => s.started - s.imported)} + first reply ${ms((s) => s.firstCall - s.started)}; ` +
+      `${beforeUserCode} before it ${ms((s) => s.userCode)}.`,
+  );
+}
+
+const stored = (source, key) => summaryOf(storage[source], (r) => r.samples.map((s) => s[key]));
+const storageRows = STORAGE_ROWS.map((row) => ({
+  ...row,
+  dn: stored("durable-node", row.key),
+  mf: stored("miniflare", row.key),
+  floor: stored("floor", row.key),
+}));
+console.log();
+console.log(`## Storage, timed inside the object — ${STORAGE_PLAN.rounds * STORAGE_PLAN.samples} samples per cell`);
+console.log("durable-node: in-memory SQLite (createRuntime() without persist), the class SQLite-backed (its default)");
+console.log(
+  `miniflare: the class SQLite-backed (useSQLite), in Miniflare's default storage, SQLite files in its temporary ` +
+    (storageTmpfs
+      ? `directory, here on tmpfs (TMPDIR=${storageTmpfs}), so in memory too`
+      : `directory, here on disk (no writable ${TMPFS}): not in memory`) +
+    `; workerd's own in-memory storage (unsafeEphemeralDurableObjects) has no SQL API`,
+);
+console.log(
+  "raw SQLite: floor/sqlite.rs, rusqlite on an in-memory database, the same schema and bytes, cached statements, " +
+    "one transaction around each loop; no JS, no N-API, no value serialization",
+);
+console.log();
+printTable(
+  ["storage scenario", "durable-node", "miniflare", "raw SQLite", "miniflare / durable-node", "durable-node / raw", "goals (durable-node)"],
+  storageRows.map((row) => [
+    row.label,
+    cell(row.dn, row.unit),
+    cell(row.mf, row.unit),
+    cell(row.floor, row.unit),
+    ratio(row.dn, row.mf),
+    overFloor(row.dn, row.floor),
+    storageGoalCell(row),
+  ]),
+);
+console.log();
+console.log(
+  "Each cell is the median, (min–max), of per-op means: every sample is one whole loop inside one event on a new " +
+    `object, timed by the object itself with performance.now() around the loop and returned by the RPC method, so ` +
+    "the Node ↔ workerd bridge and the RPC call are not counted. " +
+    `${STORAGE_PLAN.rounds} rounds alternate durable-node, Miniflare and the floor, each a fresh process giving ` +
+    `${STORAGE_PLAN.samples} samples after one warm-up sample that is not kept.`,
+);
+console.log(
+  `KV: await put(k, v) ${count(kvOps)} times (12-character keys, 16-character string values, 20 bytes serialized), ` +
+    `then await get(k) of each, values checked. INSERT: sql.exec("INSERT INTO t VALUES (?, ?)", i, "x") into a new ` +
+    `t(id INTEGER PRIMARY KEY, v TEXT). SELECT: sql.exec("SELECT v FROM t WHERE id = ?", id).one() in a later event, ` +
+    `ids striding those ${count(insertRows)} rows. list(): the whole object (values deserialized), filled with ` +
+    `${count(listKeys)} keys by one earlier put().`,
+);
+if (!storage.miniflare.error) {
+  // workerd's clock inside an object moves in whole milliseconds, so each of its timed loops must be long.
+  const shortest = Math.min(
+    ...storageRows.flatMap((row) => storage.miniflare.samples.map((s) => (s[row.key] * row.ops) / (row.unit === "µs" ? 1000 : 1))),
+  );
+  console.log(
+    `workerd's performance.now() advances in whole milliseconds; its shortest timed loop here lasted ${format(shortest, "ms")}, ` +
+      `so the rounding is within ${format(100 / shortest, "%")}.`,
+  );
+}
+for (const source of STORAGE_SOURCES) {
+  if (storage[source].error) failed(`${source}: storage`, storage[source].error);
+}
+for (const note of notes) console.log(note);
+console.log(`Total bench time ${format((performance.now() - started) / 1000, "s")}.`);
+
+const resultDir = path.join(benchDir, "results");
+mkdirSync(resultDir, { recursive: true });
+const resultFile = path.join(resultDir, `${date.replace(/[:.]/g, "-")}.json`);
+const raw = { date, node: process.version, plan: PLAN, measured, firstCalls, rows, storagePlan: STORAGE_PLAN, storage, storageRows, notes };
+writeFileSync(resultFile, JSON.stringify(raw, null, 2));
+console.log(`Raw samples: ${path.relative(rootDir, resultFile)}`);
