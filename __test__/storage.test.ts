@@ -34,7 +34,8 @@ function readFromFile(file: string, key: string): unknown {
   const db = new native.Storage(file, false);
   try {
     const bytes = db.kvGet(key);
-    return bytes === null ? undefined : deserialize(bytes);
+    return bytes === null ? undefined : deserialize(new Uint8Array(bytes));
+
   } finally {
     db.close();
   }

@@ -275,12 +275,14 @@ export class ActorHost implements StorageHost, AlarmHost {
    * storage result continues before any other event is let in (as workerd's gate does).
    */
   releaseLater(epoch: number): void {
-    queueMicrotask(() =>
-      process.nextTick(() => {
-        if (!this.#closed && this.system.actors.release(this.handle, epoch)) queueMicrotask(this.#drain);
-      }),
-    );
+    queueMicrotask(() => process.nextTick(() => this.release(epoch)));
   }
+
+  /** Reopens the gate now (once for each hold). */
+  release(epoch: number): void {
+    if (!this.#closed && this.system.actors.release(this.handle, epoch)) queueMicrotask(this.#drain);
+  }
+
 
   /** blockConcurrencyWhile(): the gate stays closed until `callback` settles; a failure resets. */
   critical<T>(callback: () => T | Promise<T>): Promise<T> {

@@ -1,7 +1,6 @@
 // SqlStorage (`ctx.storage.sql`) and SqlStorageCursor: Cloudflare's shapes over the core's exec().
 
-import type { SqlResult } from "../native/binding.js";
-import type { StorageCore } from "./storage.js";
+import type { SqlRows, StorageCore } from "./storage.js";
 import { moveConstructorLast } from "./state.js";
 
 export type SqlStorageValue = ArrayBuffer | string | number | null;
@@ -82,15 +81,16 @@ export class SqlStorageCursor<T extends Row = Row> {
   #next = 0;
 
   /** @internal */
-  constructor(token: typeof CREATE, result: SqlResult) {
+  constructor(token: typeof CREATE, result: SqlRows) {
     if (token !== CREATE) throw new TypeError("Illegal constructor");
     this.#columns = result.columns;
     this.#values = result.values;
     this.#width = result.columns.length;
-    this.#rows = this.#width === 0 ? 0 : result.values.length / this.#width;
+    this.#rows = this.#width === 0 ? 0 : result.count / this.#width;
     this.#rowsRead = result.rowsRead;
     this.#rowsWritten = result.rowsWritten;
   }
+
 
   next(): { done?: false; value: T } | { done: true; value?: never } {
     if (this.#next < this.#rows) return { done: false, value: this.#object(this.#next++) };

@@ -1,17 +1,22 @@
 // DurableObjectStorage (`ctx.storage`): the async KV API, `kv`, `sql`, transactions and the
 // implicit per-turn transaction, over one object's database in the core.
 
-import type { Storage as NativeStorage, SqlResult } from "../native/binding.js";
+import type { KvRows, Storage as NativeStorage } from "../native/binding.js";
+
+
 import { argumentTypeError } from "./errors.js";
 import { call, native } from "./native.js";
 import { SqlStorage } from "./sql.js";
 import { lazy, moveConstructorLast } from "./state.js";
-import { deserialize, serialize } from "./values.js";
+import { deserialize, deserializeAt, serialize } from "./values.js";
+
 
 /** What storage needs from the object's host: its input gate, how to reset it, its alarm. */
 export interface StorageHost {
   hold(): number;
+  release(epoch: number): void;
   releaseLater(epoch: number): void;
+
   /** A failed commit: the object resets and its pending calls fail with `reason`. */
   fail(reason: Error): void;
   /** setAlarm() is allowed: the class has an alarm() handler, or its constructor is running. */
@@ -54,6 +59,9 @@ export class StorageCore {
   #db: NativeStorage | undefined;
   #flushScheduled = false;
   #alarmTouched = false;
+  #turnHold: number | undefined;
+  readonly #statements = new Map<string, Statement>();
+  #statementBytes = 0;
   /** Open `transaction()` closures; the implicit commit waits for them. */
   transactions = 0;
   host: StorageHost | undefined;
@@ -142,44 +150,79 @@ export class StorageCore {
     this.flush();
     this.#db?.close();
     this.#db = undefined;
+    this.#statements.clear();
+    this.#statementBytes = 0;
   }
 
-  exec(query: string, bindings: (null | number | string | Uint8Array)[]): SqlResult {
-    const result = call(() => this.db.exec(query, bindings));
+  /**
+   * Runs user SQL. Single statements are compiled once and then run by handle, so a repeated call
+   * sends a number rather than the SQL text, and column names only when they change.
+   */
+  exec(query: string, bindings: Bound[]): SqlRows {
+    const db = this.db;
+    let statement = this.#statements.get(query);
+    if (statement === undefined) {
+      const handle = call(() => db.prepare(query));
+      statement = { handle, columns: [] };
+      this.#remember(query, statement);
+    }
+    const { handle } = statement;
+    const flat = handle >= 0 ? call(() => db.run(handle, bindings)) : call(() => db.exec(query, bindings));
     this.scheduleFlush();
-    return result;
+    return unpack(flat, statement);
+  }
+
+  /** Keeps compiled statements for up to 1 MiB of SQL text, as workerd's cache; oldest go first. */
+  #remember(query: string, statement: Statement): void {
+    this.#statements.set(query, statement);
+    this.#statementBytes += query.length;
+    for (const [oldQuery, old] of this.#statements) {
+      if (this.#statementBytes <= STATEMENT_CACHE_BYTES) break;
+      this.#statements.delete(oldQuery);
+      this.#statementBytes -= oldQuery.length;
+      if (old.handle >= 0) this.#db?.finalize(old.handle);
+    }
   }
 
   databaseSize(): number {
     return call(() => this.db.databaseSize());
   }
 
-  /** Runs a storage operation with the input gate closed until its result has been seen. */
+  /**
+   * Runs a storage operation with the input gate closed until the code awaiting its result has
+   * run. The operations of one turn share one hold, released once the turn's microtasks are done.
+   */
   gated<T>(allowConcurrency: boolean | undefined, op: () => T): T {
-    const host = this.host;
-    const epoch = !allowConcurrency && host ? host.hold() : undefined;
-    try {
-      return op();
-    } finally {
-      if (epoch !== undefined) host!.releaseLater(epoch);
+    if (!allowConcurrency && this.#turnHold === undefined && this.host) {
+      const host = this.host;
+      const epoch = host.hold();
+      this.#turnHold = epoch;
+      queueMicrotask(() =>
+        process.nextTick(() => {
+          this.#turnHold = undefined;
+          host.release(epoch);
+        }),
+      );
     }
+    return op();
   }
 
   get(key: string): unknown {
     const bytes = call(() => this.db.kvGet(key));
-    return bytes === null ? undefined : deserialize(bytes);
+    return bytes === null ? undefined : deserialize(new Uint8Array(bytes));
   }
 
   getMany(keys: string[]): Map<string, unknown> {
-    const rows = call(() => this.db.kvGetMany(keys));
-    return toMap(rows.keys, rows.values);
+    return toMap(call(() => this.db.kvGetMany(keys)));
   }
 
   put(entries: [string, unknown][]): void {
     const keys = entries.map(([k]) => k);
     const values = entries.map(([, v]) => serialize(v));
     if (!this.sqlite) checkLegacyPut(keys, values);
-    call(() => this.db.kvPut(keys, values));
+    const db = this.db;
+    if (keys.length === 1) call(() => db.kvPutOne(keys[0], values[0]));
+    else call(() => db.kvPut(keys, values));
     this.scheduleFlush();
   }
 
@@ -190,13 +233,13 @@ export class StorageCore {
   }
 
   list(options: ListRange): Map<string, unknown> {
-    const rows = call(() => this.db.kvList(options));
-    return toMap(rows.keys, rows.values);
+    return toMap(call(() => this.db.kvList(options)));
   }
 
   listEntries(options: ListRange): [string, unknown][] {
-    const rows = call(() => this.db.kvList(options));
-    return rows.keys.map((key, i) => [key, deserialize(rows.values[i])]);
+    const entries: [string, unknown][] = [];
+    eachPair(call(() => this.db.kvList(options)), (key, value) => entries.push([key, value]));
+    return entries;
   }
 
   /** Wipes everything; the alarm too unless compatibility keeps it (spec 51). */
@@ -209,10 +252,63 @@ export class StorageCore {
   }
 }
 
-function toMap(keys: string[], values: Uint8Array[]): Map<string, unknown> {
+type Bound = null | number | string | Uint8Array;
+type SqlValue = null | number | string | ArrayBuffer;
+
+const STATEMENT_CACHE_BYTES = 1 << 20;
+
+interface Statement {
+  /** From the core's prepare(); -1: not a single statement, run through exec() each time. */
+  readonly handle: number;
+  /** The column names of the last run, which the core sends only when they change. */
+  columns: string[];
+}
+
+/** The rows of one exec(), still flat as they crossed (see `into_flat` in src/storage/sql.rs). */
+export interface SqlRows {
+  readonly values: SqlValue[];
+  /** How many of `values` are row values (the rest is what follows them). */
+  readonly count: number;
+  readonly columns: string[];
+  readonly rowsRead: number;
+  readonly rowsWritten: number;
+}
+
+function unpack(flat: SqlValue[], statement: Statement): SqlRows {
+  const n = flat.length;
+  const width = flat[n - 3] as number;
+  let count = n - 3;
+  if (width >= 0) {
+    count -= width;
+    statement.columns = flat.slice(count, count + width) as string[];
+  }
+  return {
+    values: flat,
+    count,
+    columns: statement.columns,
+    rowsRead: flat[n - 2] as number,
+    rowsWritten: flat[n - 1] as number,
+  };
+}
+
+function toMap(rows: KvRows): Map<string, unknown> {
   const map = new Map<string, unknown>();
-  for (let i = 0; i < keys.length; i++) map.set(keys[i], deserialize(values[i]));
+  eachPair(rows, (key, value) => map.set(key, value));
   return map;
+}
+
+/** Unpacks the pairs the core sent (see `KvRows` in src/lib.rs). */
+function eachPair(rows: KvRows, fn: (key: string, value: unknown) => void): void {
+  const values = Buffer.from(rows.values);
+  let keyStart = 0;
+  let valueStart = 0;
+  for (let i = 0; i < rows.keyEnds.length; i++) {
+    const keyEnd = rows.keyEnds[i];
+    const valueEnd = rows.valueEnds[i];
+    fn(rows.keys.slice(keyStart, keyEnd), deserializeAt(values, valueStart, valueEnd));
+    keyStart = keyEnd;
+    valueStart = valueEnd;
+  }
 }
 
 function commitError(err: unknown): Error {

@@ -214,20 +214,16 @@ pub struct Storage {
     db: Option<storage::Database>,
 }
 
-#[napi(object, object_from_js = false)]
-pub struct SqlResult {
-    pub columns: Vec<String>,
-    /// Row-major: `columns.length` values per row.
-    #[napi(ts_type = "Array<null | number | string | ArrayBuffer>")]
-    pub values: Vec<storage::SqlValue>,
-    pub rows_read: f64,
-    pub rows_written: f64,
-}
-
+/// Key-value pairs, packed so that crossing costs a few values rather than two per pair: the keys
+/// end to end in one string (`keyEnds[i]`: where key i ends, in UTF-16 units), the values' bytes
+/// end to end in one buffer (`valueEnds[i]`).
 #[napi(object, object_from_js = false)]
 pub struct KvRows {
-    pub keys: Vec<String>,
-    pub values: Vec<Buffer>,
+    pub keys: String,
+    pub key_ends: Vec<u32>,
+    #[napi(ts_type = "ArrayBuffer")]
+    pub values: storage::Bytes,
+    pub value_ends: Vec<u32>,
 }
 
 #[napi(object)]
@@ -241,8 +237,24 @@ pub struct KvListOptions {
 }
 
 fn kv_rows(rows: Vec<(String, Vec<u8>)>) -> KvRows {
-    let (keys, values) = rows.into_iter().map(|(k, v)| (k, Buffer::from(v))).unzip();
-    KvRows { keys, values }
+    let mut keys = String::with_capacity(rows.iter().map(|(k, _)| k.len()).sum());
+    let mut key_ends = Vec::with_capacity(rows.len());
+    let mut key_end = 0u32;
+    let mut values = Vec::with_capacity(rows.iter().map(|(_, v)| v.len()).sum());
+    let mut value_ends = Vec::with_capacity(rows.len());
+    for (key, value) in rows {
+        key_end += key.encode_utf16().count() as u32;
+        keys.push_str(&key);
+        key_ends.push(key_end);
+        values.extend_from_slice(&value);
+        value_ends.push(values.len() as u32);
+    }
+    KvRows {
+        keys,
+        key_ends,
+        values: storage::Bytes(values),
+        value_ends,
+    }
 }
 
 #[napi]
@@ -266,23 +278,55 @@ impl Storage {
             .ok_or_else(|| CoreError::Storage("this object's database is closed".into()))?)
     }
 
+    /// Runs every statement of `sql`; the last one's result, flat (see `ExecResult::into_flat`).
     #[napi(
         catch_unwind,
-        ts_args_type = "sql: string, binds: Array<null | number | string | Uint8Array>"
+        ts_args_type = "sql: string, binds: Array<null | number | string | Uint8Array>",
+        ts_return_type = "Array<null | number | string | ArrayBuffer>"
     )]
-    pub fn exec(&mut self, sql: String, binds: Vec<storage::Bind>) -> Result<SqlResult> {
-        let result = self.db()?.exec(&sql, &binds)?;
-        Ok(SqlResult {
-            columns: result.columns,
-            values: result.values,
-            rows_read: result.rows_read as f64,
-            rows_written: result.rows_written as f64,
-        })
+    pub fn exec(
+        &mut self,
+        sql: String,
+        binds: Vec<storage::Bind>,
+    ) -> Result<Vec<storage::SqlValue>> {
+        Ok(self.db()?.exec(&sql, &binds)?.into_flat(true))
+    }
+
+    /// Compiles one statement for `run`; -1 when `sql` is not exactly one statement.
+    #[napi(catch_unwind)]
+    pub fn prepare(&mut self, sql: String) -> Result<i64> {
+        Ok(self.db()?.prepare_single(&sql)?.map_or(-1, i64::from))
+    }
+
+    /// Runs a statement from `prepare`; flat like `exec`, column names only when they changed.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "handle: number, binds: Array<null | number | string | Uint8Array>",
+        ts_return_type = "Array<null | number | string | ArrayBuffer>"
+    )]
+    pub fn run(
+        &mut self,
+        handle: u32,
+        binds: Vec<storage::Bind>,
+    ) -> Result<Vec<storage::SqlValue>> {
+        let (result, changed) = self.db()?.run_prepared(handle, &binds)?;
+        Ok(result.into_flat(changed))
+    }
+
+    #[napi]
+    pub fn finalize(&mut self, handle: u32) -> Result<()> {
+        self.db()?.finalize(handle);
+        Ok(())
+    }
+
+    #[napi(catch_unwind, ts_return_type = "ArrayBuffer | null")]
+    pub fn kv_get(&mut self, key: String) -> Result<Option<storage::Bytes>> {
+        Ok(self.db()?.kv_get(&key)?.map(storage::Bytes))
     }
 
     #[napi(catch_unwind)]
-    pub fn kv_get(&mut self, key: String) -> Result<Option<Buffer>> {
-        Ok(self.db()?.kv_get(&key)?.map(Buffer::from))
+    pub fn kv_put_one(&mut self, key: String, value: Uint8Array) -> Result<()> {
+        Ok(self.db()?.kv_put_one(&key, &value)?)
     }
 
     #[napi(catch_unwind)]

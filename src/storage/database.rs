@@ -1,7 +1,6 @@
 //! The connection of one object: opening, Cloudflare's limits, the implicit transaction,
 //! savepoints for `transactionSync`/`transaction`, `deleteAll` and `databaseSize`.
 
-use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -10,7 +9,7 @@ use rusqlite::{ffi, limits::Limit, Connection};
 
 use super::authorizer::{self, AuthState};
 use super::codes::code_name;
-use super::sql::RawStatement;
+use super::sql::Prepared;
 use crate::error::CoreError;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -37,16 +36,12 @@ const LIMITS: [(Limit, i32); 10] = [
 ];
 const TRIGGER_DEPTH: i32 = 10;
 
-/// Statements of user SQL kept compiled, bounded by the total length of their text (1 MiB, as
-/// workerd's cache).
-const CACHE_SQL_BYTES: usize = 1 << 20;
-
 pub struct Database {
     pub(super) conn: Connection,
     pub(super) auth: Arc<AuthState>,
-    cache: HashMap<String, RawStatement>,
-    cache_order: VecDeque<String>,
-    cache_bytes: usize,
+    /// Compiled statements of user SQL, by handle; the JS side decides what stays cached.
+    statements: Vec<Option<Prepared>>,
+    free: Vec<u32>,
     savepoints: u32,
     pub(super) kv_table: bool,
 }
@@ -82,9 +77,8 @@ impl Database {
         let mut db = Database {
             conn,
             auth,
-            cache: HashMap::new(),
-            cache_order: VecDeque::new(),
-            cache_bytes: 0,
+            statements: Vec::new(),
+            free: Vec::new(),
             savepoints: 0,
             kv_table: false,
         };
@@ -204,7 +198,6 @@ impl Database {
 
     /// Drops every table, index, view and trigger, `_cf_KV` included, in one transaction.
     pub fn delete_all(&mut self) -> Result<(), CoreError> {
-        self.clear_cache();
         // Foreign keys can only be switched off outside a transaction; the drops themselves are
         // one transaction, so a crash leaves all or nothing.
         self.commit()?;
@@ -250,37 +243,37 @@ impl Database {
         }
     }
 
-    pub(super) fn cached(&mut self, sql: &str) -> Option<&mut RawStatement> {
-        self.cache.get_mut(sql)
+    pub(super) fn keep(&mut self, prepared: Prepared) -> u32 {
+        match self.free.pop() {
+            Some(handle) => {
+                self.statements[handle as usize] = Some(prepared);
+                handle
+            }
+            None => {
+                self.statements.push(Some(prepared));
+                (self.statements.len() - 1) as u32
+            }
+        }
     }
 
-    pub(super) fn cache(&mut self, sql: &str, statement: RawStatement) {
-        if sql.len() > CACHE_SQL_BYTES {
-            return;
-        }
-        while self.cache_bytes + sql.len() > CACHE_SQL_BYTES {
-            let Some(oldest) = self.cache_order.pop_front() else {
-                break;
-            };
-            self.cache_bytes -= oldest.len();
-            self.cache.remove(&oldest);
-        }
-        self.cache_bytes += sql.len();
-        self.cache_order.push_back(sql.to_owned());
-        self.cache.insert(sql.to_owned(), statement);
+    pub(super) fn kept(&mut self, handle: u32) -> Option<&mut Prepared> {
+        self.statements.get_mut(handle as usize)?.as_mut()
     }
 
-    fn clear_cache(&mut self) {
-        self.cache.clear();
-        self.cache_order.clear();
-        self.cache_bytes = 0;
+    /// Forgets a compiled statement (the JS side evicted it from its cache).
+    pub fn finalize(&mut self, handle: u32) {
+        if let Some(slot) = self.statements.get_mut(handle as usize) {
+            if slot.take().is_some() {
+                self.free.push(handle);
+            }
+        }
     }
 }
 
 impl Drop for Database {
     fn drop(&mut self) {
         // Statements must be finalized before the connection closes.
-        self.clear_cache();
+        self.statements.clear();
     }
 }
 

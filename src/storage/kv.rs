@@ -9,6 +9,8 @@ use rusqlite::{params_from_iter, OptionalExtension};
 use super::database::Database;
 use crate::error::CoreError;
 
+const PUT: &str = "INSERT OR REPLACE INTO _cf_KV (key, value) VALUES (?1, ?2)";
+
 /// A `list()` range after the JS side validated and coerced the options.
 #[derive(Default)]
 pub struct ListRange {
@@ -62,17 +64,29 @@ impl Database {
 
     /// Writes all pairs or none (spec 42).
     pub fn kv_put(&mut self, entries: &[(String, Vec<u8>)]) -> Result<(), CoreError> {
+        if let [(key, value)] = entries {
+            return self.kv_put_one(key, value);
+        }
         self.begin_write()?;
         self.ensure_kv_table()?;
         self.all_or_nothing(|db| {
             db.internal(|conn| {
-                let mut stmt = conn
-                    .prepare_cached("INSERT OR REPLACE INTO _cf_KV (key, value) VALUES (?1, ?2)")?;
+                let mut stmt = conn.prepare_cached(PUT)?;
                 for (key, value) in entries {
                     stmt.execute((key, value))?;
                 }
                 Ok(())
             })
+        })
+    }
+
+    /// One pair: a single statement is all-or-nothing by itself, no savepoint needed.
+    pub fn kv_put_one(&mut self, key: &str, value: &[u8]) -> Result<(), CoreError> {
+        self.begin_write()?;
+        self.ensure_kv_table()?;
+        self.internal(|conn| {
+            conn.prepare_cached(PUT)?.execute((key, value))?;
+            Ok(())
         })
     }
 

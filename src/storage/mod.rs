@@ -12,4 +12,6 @@ mod sql;
 
 pub use database::{format_error, Database, Durability};
 pub use kv::ListRange;
-pub use sql::{Bind, ExecResult, SqlValue};
+pub use napi_values::Bytes;
+
+pub use sql::{Bind, ExecResult, Prepared, SqlValue};

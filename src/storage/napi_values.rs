@@ -59,6 +59,40 @@ impl FromNapiValue for Bind {
     }
 }
 
+/// Bytes handed to JS as a fresh ArrayBuffer (a copy): cheaper than an external Buffer, which
+/// needs a finalizer per value.
+pub struct Bytes(pub Vec<u8>);
+
+impl TypeName for Bytes {
+    fn type_name() -> &'static str {
+        "ArrayBuffer"
+    }
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
+impl ToNapiValue for Bytes {
+    unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
+        array_buffer(env, &value.0)
+    }
+}
+
+unsafe fn array_buffer(env: sys::napi_env, bytes: &[u8]) -> Result<sys::napi_value> {
+    let mut data = ptr::null_mut();
+    let mut out = ptr::null_mut();
+    check(sys::napi_create_arraybuffer(
+        env,
+        bytes.len(),
+        &mut data,
+        &mut out,
+    ))?;
+    if !bytes.is_empty() {
+        ptr::copy_nonoverlapping(bytes.as_ptr(), data as *mut u8, bytes.len());
+    }
+    Ok(out)
+}
+
 impl TypeName for SqlValue {
     fn type_name() -> &'static str {
         "null | number | string | ArrayBuffer"
@@ -80,20 +114,7 @@ impl ToNapiValue for SqlValue {
             SqlValue::Integer(i) => f64::to_napi_value(env, i as f64),
             SqlValue::Real(f) => f64::to_napi_value(env, f),
             SqlValue::Text(s) => String::to_napi_value(env, s),
-            SqlValue::Blob(bytes) => {
-                let mut data = ptr::null_mut();
-                let mut out = ptr::null_mut();
-                check(sys::napi_create_arraybuffer(
-                    env,
-                    bytes.len(),
-                    &mut data,
-                    &mut out,
-                ))?;
-                if !bytes.is_empty() {
-                    ptr::copy_nonoverlapping(bytes.as_ptr(), data as *mut u8, bytes.len());
-                }
-                Ok(out)
-            }
+            SqlValue::Blob(bytes) => array_buffer(env, &bytes),
         }
     }
 }

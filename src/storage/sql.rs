@@ -37,8 +37,34 @@ pub struct ExecResult {
     pub rows_written: u64,
 }
 
+impl ExecResult {
+    /// One flat list for JS, since crossing one array is far cheaper than an object of arrays:
+    /// the row values, then (when `with_columns`) the column names, then the column count (-1 when
+    /// the names are left out), rows read and rows written.
+    pub fn into_flat(self, with_columns: bool) -> Vec<SqlValue> {
+        let mut out = self.values;
+        let count = if with_columns {
+            let count = self.columns.len() as f64;
+            out.extend(self.columns.into_iter().map(SqlValue::Text));
+            count
+        } else {
+            -1.0
+        };
+        out.push(SqlValue::Real(count));
+        out.push(SqlValue::Real(self.rows_read as f64));
+        out.push(SqlValue::Real(self.rows_written as f64));
+        out
+    }
+}
+
 /// An owned compiled statement, finalized on drop.
 pub struct RawStatement(*mut ffi::sqlite3_stmt);
+
+/// A statement kept for repeated runs, with the column names its last run reported.
+pub struct Prepared {
+    raw: RawStatement,
+    columns: Option<Vec<String>>,
+}
 
 impl Drop for RawStatement {
     fn drop(&mut self) {
@@ -54,11 +80,38 @@ const WRONG_BINDINGS: &str = "Wrong number of parameter bindings for SQL query."
 const TRANSACTION_SQL: &str = "To execute a transaction, please use the state.storage.transaction() or state.storage.transactionSync() APIs instead of the SQL BEGIN TRANSACTION or SAVEPOINT statements. The JavaScript API is safer because it will automatically roll back on exceptions, and because it interacts correctly with Durable Objects' automatic atomic write coalescing.";
 
 impl Database {
-    pub fn exec(&mut self, sql: &str, binds: &[Bind]) -> Result<ExecResult, CoreError> {
-        if let Some(stmt) = self.cached(sql) {
-            let stmt = stmt.0;
-            return self.run_last(stmt, binds);
+    /// Compiles `sql` for repeated runs when it is exactly one statement; `None` otherwise (it then
+    /// goes through `exec`, which also gives the errors of empty or multi-statement SQL).
+    pub fn prepare_single(&mut self, sql: &str) -> Result<Option<u32>, CoreError> {
+        let (stmt, tail) = self.prepare(sql)?;
+        match stmt {
+            Some(raw) if is_blank(tail) => Ok(Some(self.keep(Prepared { raw, columns: None }))),
+            _ => Ok(None),
         }
+    }
+
+    /// Runs a statement compiled by `prepare_single`. The bool says whether its column names
+    /// differ from those of its previous run (the JS side keeps them).
+    pub fn run_prepared(
+        &mut self,
+        handle: u32,
+        binds: &[Bind],
+    ) -> Result<(ExecResult, bool), CoreError> {
+        let stmt = self
+            .kept(handle)
+            .ok_or_else(|| CoreError::Storage(format!("no compiled statement {handle}")))?
+            .raw
+            .0;
+        let result = self.run_last(stmt, binds)?;
+        let prepared = self.kept(handle).expect("checked above");
+        let changed = prepared.columns.as_ref() != Some(&result.columns);
+        if changed {
+            prepared.columns = Some(result.columns.clone());
+        }
+        Ok((result, changed))
+    }
+
+    pub fn exec(&mut self, sql: &str, binds: &[Bind]) -> Result<ExecResult, CoreError> {
         let mut rest = sql;
         let mut earlier = (0, 0);
         loop {
@@ -76,11 +129,7 @@ impl Database {
                 rest = tail;
                 continue;
             }
-            let result = self.run_last(stmt.0, binds);
-            if rest.len() == sql.len() && is_blank(tail) {
-                self.cache(sql, stmt);
-            }
-            let mut result = result?;
+            let mut result = self.run_last(stmt.0, binds)?;
             // A comment after the last statement fails, once the statement has run (spec 126).
             if !is_blank(tail) {
                 return Err(CoreError::Sql(NO_STATEMENT.into()));
