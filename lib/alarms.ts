@@ -105,6 +105,11 @@ export interface AlarmHost {
 /** One object's alarm state: its retries, and whether the run in progress may be retried. */
 export class ObjectAlarm {
   #retry: { scheduledTime: number; retryCount: number; at: number } | undefined;
+  /**
+   * One run at a time (spec 179): an alarm that comes due during a run is not started beside it;
+   * the run files the object again when it ends, and the scheduler starts the next one then.
+   */
+  #running = false;
   /** `ctx.abort(reason, { retryAlarm: false })` during a run. */
   retryAllowed = true;
 
@@ -119,6 +124,7 @@ export class ObjectAlarm {
    * while the row still holds the alarm being retried. A different alarm supersedes the retry.
    */
   committed(time: number | null): void {
+    if (this.#running) return;
     const retry = this.#retry;
     if (retry !== undefined && (time === retry.scheduledTime || time === null)) {
       this.scheduler.settle(this.ns, this.host.hex, retry.at);
@@ -133,13 +139,25 @@ export class ObjectAlarm {
    * when a handler ran (and succeeded); a failure schedules its retry and rejects.
    */
   async run({ force }: { force: boolean }): Promise<boolean> {
+    if (this.#running) return false;
+    this.#running = true;
+    try {
+      return await this.#run(force);
+    } finally {
+      this.#running = false;
+      this.#refile();
+    }
+  }
+
+  async #run(force: boolean): Promise<boolean> {
     const { scheduler, host } = this;
     this.retryAllowed = true;
     const retry = this.#retry;
     let info: AlarmInvocationInfo | undefined;
+    // Before the instance is built: a process woken by the alarm knows the name only from storage.
+    host.recallName();
     try {
       await host.deliverAlarm((instance) => {
-        host.recallName();
         const stored = host.storedAlarm();
         const now = scheduler.clock.now();
         if (stored === null && retry === undefined) return undefined;
@@ -159,13 +177,12 @@ export class ObjectAlarm {
       });
     } catch (err) {
       if (info !== undefined) this.#failed(info);
-      this.#refile();
       throw err;
     }
     if (info !== undefined) this.#retry = undefined;
-    this.#refile();
     return info !== undefined;
   }
+
 
   #withTimeout(result: unknown): unknown {
     if (!(result instanceof Promise)) return result;

@@ -50,19 +50,36 @@ export class ManualClock implements Clock {
     await this.set(this.#now + ms);
   }
 
-  /** Moves time to `time` (never backwards). */
+  /**
+   * Moves time to `time` (never backwards), running each timer due by then at its own time, in
+   * order, including timers that the work started by earlier ones sets.
+   */
   async set(time: number): Promise<void> {
     for (;;) {
-      const next = [...this.#timers.entries()].filter(([, t]) => t.at <= time).sort((a, b) => a[1].at - b[1].at)[0];
-      if (!next) break;
+      const next = this.#firstDue(time);
+      if (next === undefined) {
+        // Work that earlier timers started may still set one that is due by `time`.
+        await settle();
+        if (this.#firstDue(time) === undefined) break;
+        continue;
+      }
       this.#timers.delete(next[0]);
       this.#now = Math.max(this.#now, next[1].at);
       next[1].fn();
       await settle();
     }
     this.#now = Math.max(this.#now, time);
-    await settle();
   }
+
+  #firstDue(time: number): [number, { at: number; fn: () => void }] | undefined {
+    let first: [number, { at: number; fn: () => void }] | undefined;
+    for (const entry of this.#timers) {
+      if (entry[1].at <= time && (first === undefined || entry[1].at < first[1].at)) first = entry;
+    }
+    return first;
+  }
+
+
 }
 
 /** Lets work started by a timer (an alarm handler and its commit) run to completion. */
