@@ -16,9 +16,11 @@ export class SqlStorage {
   }
 
   exec<T extends Row = Row>(query: string, ...bindings: unknown[]): SqlStorageCursor<T> {
-    const bound = bindings.map(bindValue);
-    return new SqlStorageCursor<T>(CREATE, this.#core.exec(`${query}`, bound));
+    // The rest array is ours: coerce in place rather than allocating another per call.
+    for (let i = 0; i < bindings.length; i++) bindings[i] = bindValue(bindings[i]);
+    return new SqlStorageCursor<T>(CREATE, this.#core.exec(`${query}`, bindings as Bound[]));
   }
+
 
   get databaseSize(): number {
     return this.#core.databaseSize();

@@ -5,7 +5,8 @@ import type { KvRows, Storage as NativeStorage } from "../native/binding.js";
 
 
 import { argumentTypeError } from "./errors.js";
-import { call, native } from "./native.js";
+import { call, fromNative, native } from "./native.js";
+
 import { SqlStorage } from "./sql.js";
 import { lazy, moveConstructorLast } from "./state.js";
 import { deserialize, deserializeAt, serialize } from "./values.js";
@@ -166,8 +167,12 @@ export class StorageCore {
       statement = { handle, columns: [] };
       this.#remember(query, statement);
     }
-    const { handle } = statement;
-    const flat = handle >= 0 ? call(() => db.run(handle, bindings)) : call(() => db.exec(query, bindings));
+    let flat: SqlValue[];
+    try {
+      flat = statement.handle >= 0 ? db.run(statement.handle, bindings) : db.exec(query, bindings);
+    } catch (err) {
+      throw fromNative(err);
+    }
     this.scheduleFlush();
     return unpack(flat, statement);
   }

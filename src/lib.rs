@@ -289,7 +289,7 @@ impl Storage {
         sql: String,
         binds: Vec<storage::Bind>,
     ) -> Result<Vec<storage::SqlValue>> {
-        Ok(self.db()?.exec(&sql, &binds)?.into_flat(true))
+        Ok(self.db()?.exec(&sql, &binds)?.into_flat())
     }
 
     /// Compiles one statement for `run`; -1 when `sql` is not exactly one statement.
@@ -309,8 +309,7 @@ impl Storage {
         handle: u32,
         binds: Vec<storage::Bind>,
     ) -> Result<Vec<storage::SqlValue>> {
-        let (result, changed) = self.db()?.run_prepared(handle, &binds)?;
-        Ok(result.into_flat(changed))
+        Ok(self.db()?.run_prepared(handle, &binds)?.into_flat())
     }
 
     #[napi]

@@ -31,7 +31,8 @@ pub enum SqlValue {
 }
 
 pub struct ExecResult {
-    pub columns: Vec<String>,
+    /// `None`: the same names as the statement's previous run.
+    pub columns: Option<Vec<String>>,
     pub values: Vec<SqlValue>,
     pub rows_read: u64,
     pub rows_written: u64,
@@ -39,16 +40,17 @@ pub struct ExecResult {
 
 impl ExecResult {
     /// One flat list for JS, since crossing one array is far cheaper than an object of arrays:
-    /// the row values, then (when `with_columns`) the column names, then the column count (-1 when
-    /// the names are left out), rows read and rows written.
-    pub fn into_flat(self, with_columns: bool) -> Vec<SqlValue> {
+    /// the row values, then the column names if they changed, then the column count (-1 when the
+    /// names are left out), rows read and rows written.
+    pub fn into_flat(self) -> Vec<SqlValue> {
         let mut out = self.values;
-        let count = if with_columns {
-            let count = self.columns.len() as f64;
-            out.extend(self.columns.into_iter().map(SqlValue::Text));
-            count
-        } else {
-            -1.0
+        let count = match self.columns {
+            Some(columns) => {
+                let count = columns.len() as f64;
+                out.extend(columns.into_iter().map(SqlValue::Text));
+                count
+            }
+            None => -1.0,
         };
         out.push(SqlValue::Real(count));
         out.push(SqlValue::Real(self.rows_read as f64));
@@ -90,25 +92,24 @@ impl Database {
         }
     }
 
-    /// Runs a statement compiled by `prepare_single`. The bool says whether its column names
-    /// differ from those of its previous run (the JS side keeps them).
-    pub fn run_prepared(
-        &mut self,
-        handle: u32,
-        binds: &[Bind],
-    ) -> Result<(ExecResult, bool), CoreError> {
-        let stmt = self
+    /// Runs a statement compiled by `prepare_single`; column names come only when they changed
+    /// since its previous run (the JS side keeps them).
+    pub fn run_prepared(&mut self, handle: u32, binds: &[Bind]) -> Result<ExecResult, CoreError> {
+        let prepared = self
             .kept(handle)
-            .ok_or_else(|| CoreError::Storage(format!("no compiled statement {handle}")))?
-            .raw
-            .0;
-        let result = self.run_last(stmt, binds)?;
+            .ok_or_else(|| CoreError::Storage(format!("no compiled statement {handle}")))?;
+        let stmt = prepared.raw.0;
+        let known = prepared.columns.take();
+        let result = self.run_last(stmt, binds, known.as_deref());
         let prepared = self.kept(handle).expect("checked above");
-        let changed = prepared.columns.as_ref() != Some(&result.columns);
-        if changed {
-            prepared.columns = Some(result.columns.clone());
-        }
-        Ok((result, changed))
+        prepared.columns = match &result {
+            Ok(ExecResult {
+                columns: Some(columns),
+                ..
+            }) => Some(columns.clone()),
+            _ => known,
+        };
+        result
     }
 
     pub fn exec(&mut self, sql: &str, binds: &[Bind]) -> Result<ExecResult, CoreError> {
@@ -129,7 +130,7 @@ impl Database {
                 rest = tail;
                 continue;
             }
-            let mut result = self.run_last(stmt.0, binds)?;
+            let mut result = self.run_last(stmt.0, binds, None)?;
             // A comment after the last statement fails, once the statement has run (spec 126).
             if !is_blank(tail) {
                 return Err(CoreError::Sql(NO_STATEMENT.into()));
@@ -176,10 +177,13 @@ impl Database {
         Ok((statement, &sql[consumed..]))
     }
 
+    /// Binds and runs the last statement. `known`: the column names its previous run reported;
+    /// the result carries names only when they differ (none are built otherwise).
     fn run_last(
         &mut self,
         stmt: *mut ffi::sqlite3_stmt,
         binds: &[Bind],
+        known: Option<&[String]>,
     ) -> Result<ExecResult, CoreError> {
         // SAFETY: `stmt` is a live statement of this connection, reset before reuse.
         unsafe {
@@ -216,17 +220,19 @@ impl Database {
         }
         // Names are read once the first step has run: a cached statement is recompiled there
         // when the schema changed since (ALTER TABLE … ADD COLUMN and `SELECT *`, spec 154).
-        let mut columns: Option<Vec<String>> = None;
+        let mut columns: Option<Option<Vec<String>>> = None;
         let mut values = Vec::new();
         let (rows_read, rows_written) = self.run(stmt, &mut |stmt| {
-            let width = columns.get_or_insert_with(|| column_names(stmt)).len();
-            for col in 0..width as c_int {
+            columns.get_or_insert_with(|| changed_columns(stmt, known));
+            // SAFETY: `stmt` is on a row.
+            let width = unsafe { ffi::sqlite3_column_count(stmt) };
+            for col in 0..width {
                 values.push(column_value(stmt, col));
             }
             Ok(())
         })?;
         Ok(ExecResult {
-            columns: columns.unwrap_or_else(|| column_names(stmt)),
+            columns: columns.unwrap_or_else(|| changed_columns(stmt, known)),
             values,
             rows_read,
             rows_written,
@@ -301,6 +307,24 @@ fn holds_no_statement(sql: &str) -> bool {
 fn is_blank(sql: &str) -> bool {
     sql.bytes()
         .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
+}
+
+/// The statement's column names, or `None` when they are `known` already.
+fn changed_columns(stmt: *mut ffi::sqlite3_stmt, known: Option<&[String]>) -> Option<Vec<String>> {
+    if let Some(known) = known {
+        // SAFETY: `stmt` is live; the names are only compared.
+        let same = unsafe {
+            ffi::sqlite3_column_count(stmt) as usize == known.len()
+                && known.iter().enumerate().all(|(i, name)| {
+                    let ptr = ffi::sqlite3_column_name(stmt, i as c_int);
+                    !ptr.is_null() && CStr::from_ptr(ptr).to_bytes() == name.as_bytes()
+                })
+        };
+        if same {
+            return None;
+        }
+    }
+    Some(column_names(stmt))
 }
 
 fn column_names(stmt: *mut ffi::sqlite3_stmt) -> Vec<String> {
