@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { createRuntime, type Runtime, type RuntimeOptions } from "../lib/index.js";
 import { native } from "../lib/native.js";
 import { deserialize } from "../lib/values.js";
-import { Notes } from "./fixtures/storage-objects.js";
+import { Leftovers, Notes } from "./fixtures/storage-objects.js";
 
 const runtimes: Runtime[] = [];
 const dirs: string[] = [];
@@ -19,7 +19,8 @@ function tempDir(): string {
 }
 
 function start(options: Partial<RuntimeOptions> = {}): Record<string, any> {
-  const rt = createRuntime({ durableObjects: { NOTES: Notes }, ...options });
+  const rt = createRuntime({ durableObjects: { NOTES: Notes, LEFT: Leftovers }, ...options });
+
   runtimes.push(rt);
   return rt.env as Record<string, any>;
 }
@@ -123,5 +124,69 @@ describe("a broken database file", () => {
     );
     expect(await env.NOTES.getByName("good").write("k", 1)).toBe("written");
     expect(await env.NOTES.getByName("good").read("k")).toBe(1);
+  });
+});
+
+const GONE =
+  "This Durable Object instance is no longer running (it was reset or evicted, or its runtime was disposed); its ctx can no longer be used.";
+
+describe("an instance that is gone", () => {
+  it("cannot write, hold the gate or keep the object alive after its abort; the new instance sees nothing of it", async () => {
+    const env = start();
+    await env.LEFT.getByName("a").abortLeavingTimers().catch(() => undefined);
+    expect(await Leftovers.late).toBe([GONE, GONE, GONE, GONE].join(" | "));
+    expect(await env.LEFT.getByName("a").ghosts()).toEqual({ kv: undefined, tables: 0 });
+  });
+
+  it("a transaction it left open does not end or undo the new instance's transaction", async () => {
+    const env = start();
+    await env.LEFT.getByName("a").abortDuringTransaction().catch(() => undefined);
+    const fresh = env.LEFT.getByName("a");
+    expect(await fresh.newTransaction()).toBe("ok");
+    expect(await fresh.values("old", "new", "new2")).toEqual([undefined, 1, 2]);
+  });
+
+  it("evicted with a transaction open: later writes are committed, not held back forever", async () => {
+    const dir = tempDir();
+    const env = start({ persist: dir });
+    const stub = env.LEFT.getByName("a");
+    expect(await stub.stuckTransaction()).toBe("answered");
+    await runtimes[0].evict(stub);
+    expect(await env.LEFT.getByName("a").write("k", "v")).toBe("written");
+    expect(readFromFile(path.join(dir, "Leftovers", `${stub.id}.sqlite`), "k")).toBe("v");
+  });
+
+  it("after dispose, its storage is closed for good: no file is opened again", async () => {
+    const dir = tempDir();
+    const rt = createRuntime({ durableObjects: { NOTES: Notes }, persist: dir });
+    const captured = await rt.runInDurableObject(rt.env.NOTES.getByName("a") as never, (_o, ctx) => ctx.storage);
+    await rt.dispose();
+    await expect(captured.put("k", 1)).rejects.toThrow(GONE);
+  });
+});
+
+describe("the output gate and transactions of other events", () => {
+  it("a result waits while another event's transaction holds its writes", async () => {
+    const dir = tempDir();
+    const env = start({ persist: dir });
+    const stub = env.LEFT.getByName("a");
+    await stub.slowWrite();
+    const file = path.join(dir, "Leftovers", `${stub.id}.sqlite`);
+    const answer = stub.slowWrite();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const transaction = stub.holdTransaction(100);
+    expect(await answer).toBe("answered");
+    const db = new native.Storage(file, false);
+    try {
+      expect(db.exec("SELECT count(*) AS n FROM t", []).slice(0, 1)).toEqual([2]);
+    } finally {
+      db.close();
+    }
+    expect(await transaction).toBe("transaction done");
+  });
+
+  it("an event that wrote nothing is not held back by another's open transaction", async () => {
+    const env = start();
+    expect(await env.LEFT.getByName("a").stuckTransaction()).toBe("answered");
   });
 });

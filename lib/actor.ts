@@ -59,6 +59,8 @@ const BCW_TIMEOUT =
   "A call to blockConcurrencyWhile() in a Durable Object waited for too long. The call was canceled and the Durable Object was reset.";
 const TARGET_GONE = "The execution context which hosts this callback is no longer running.";
 const MAX_CRITICAL_DEPTH = 64;
+const INSTANCE_GONE =
+  "This Durable Object instance is no longer running (it was reset or evicted, or its runtime was disposed); its ctx can no longer be used.";
 
 export class ActorHost implements StorageHost, AlarmHost {
   readonly handle: number;
@@ -178,9 +180,17 @@ export class ActorHost implements StorageHost, AlarmHost {
 
   #settle(event: PendingEvent, ok: boolean, value: unknown): void {
     if (!this.#inFlight.has(event)) return; // a reset already answered it
-    // The output gate: nothing leaves before the writes made until now are durable. A failed
-    // commit resets the object, which answers this event too.
-    if (this.#storage?.dirty && !this.#storage.flush()) return;
+    // The output gate: nothing leaves before the writes made until now are durable — after any
+    // transaction() still open, which holds them. A failed commit resets the object, which
+    // answers this event too.
+    const storage = this.#storage;
+    if (storage?.unconfirmed) {
+      if (storage.transactions > 0) {
+        void storage.whenNoTransaction().then(() => this.#settle(event, ok, value));
+        return;
+      }
+      if (storage.flush()) return;
+    }
     this.#inFlight.delete(event);
     this.system.actors.finish(this.handle, event.epoch);
     if (!ok) {
@@ -194,9 +204,14 @@ export class ActorHost implements StorageHost, AlarmHost {
     }
   }
 
-  /** ctx.storage of the live instance, over a database that outlives instances. */
-  storage(): DurableObjectStorage {
-    return new DurableObjectStorage(this.#storageCore());
+  /** ctx.storage of the instance whose ctx is `state`, over a database that outlives instances. */
+  storage(state: DurableObjectState): DurableObjectStorage {
+    return new DurableObjectStorage(this.#storageCore(), () => this.assertCurrent(state));
+  }
+
+  /** An instance that is gone must not act on the object any more (its timers may still run). */
+  assertCurrent(state: DurableObjectState): void {
+    if (!this.isCurrent(state)) throw new Error(INSTANCE_GONE);
   }
 
   #storageCore(): StorageCore {
@@ -285,7 +300,8 @@ export class ActorHost implements StorageHost, AlarmHost {
 
 
   /** blockConcurrencyWhile(): the gate stays closed until `callback` settles; a failure resets. */
-  critical<T>(callback: () => T | Promise<T>): Promise<T> {
+  critical<T>(state: DurableObjectState, callback: () => T | Promise<T>): Promise<T> {
+    this.assertCurrent(state);
     if (this.#criticalDepth >= MAX_CRITICAL_DEPTH) throw new Error("blockConcurrencyWhile() calls are nested too deeply.");
     const epoch = this.hold();
     this.#criticalDepth++;
@@ -321,7 +337,8 @@ export class ActorHost implements StorageHost, AlarmHost {
   }
 
   /** ctx.waitUntil(): keeps the object from eviction until `promise` settles. */
-  keepAlive(promise: unknown): void {
+  keepAlive(state: DurableObjectState, promise: unknown): void {
+    this.assertCurrent(state);
     const epoch = this.#epoch;
     this.system.actors.keepAlive(this.handle);
     Promise.resolve(promise)
@@ -344,14 +361,14 @@ export class ActorHost implements StorageHost, AlarmHost {
   /** Drops the instance, keeping the generation: the next event builds a new one. */
   evict(): void {
     if (this.instance === undefined) return;
-    this.#storage?.close(false);
+    this.#storage?.evicted();
     this.#drop(remoteError(resetError(new Error("Durable Object was evicted while this request was running."))));
   }
 
   /** The runtime is going away: every pending event fails with `reason`. */
   close(reason: Error): void {
     if (this.#closed) return;
-    this.#storage?.close(true);
+    this.#storage?.dispose();
     this.#drop(reason);
     this.#closed = true;
     const { actors, events } = this.system;

@@ -1,6 +1,6 @@
 // SqlStorage (`ctx.storage.sql`) and SqlStorageCursor: Cloudflare's shapes over the core's exec().
 
-import type { SqlRows, StorageCore } from "./storage.js";
+import type { InstanceGuard, SqlRows, StorageCore } from "./storage.js";
 import { moveConstructorLast } from "./state.js";
 
 export type SqlStorageValue = ArrayBuffer | string | number | null;
@@ -9,13 +9,16 @@ type Bound = null | number | string | Uint8Array;
 
 export class SqlStorage {
   readonly #core: StorageCore;
+  readonly #guard: InstanceGuard;
 
   /** @internal */
-  constructor(core: StorageCore) {
+  constructor(core: StorageCore, guard: InstanceGuard) {
     this.#core = core;
+    this.#guard = guard;
   }
 
   exec<T extends Row = Row>(query: string, ...bindings: unknown[]): SqlStorageCursor<T> {
+    this.#guard();
     // The rest array is ours: coerce in place rather than allocating another per call.
     for (let i = 0; i < bindings.length; i++) bindings[i] = bindValue(bindings[i]);
     return new SqlStorageCursor<T>(CREATE, this.#core.exec(`${query}`, bindings as Bound[]));
@@ -23,6 +26,7 @@ export class SqlStorage {
 
 
   get databaseSize(): number {
+    this.#guard();
     return this.#core.databaseSize();
   }
 

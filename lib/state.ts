@@ -30,21 +30,21 @@ export class DurableObjectState {
     // Own enumerable, lazily built and then memoised, in Cloudflare's order (spec 2–3).
     lazy(this, "facets", () => new DurableObjectFacets());
     lazy(this, "container", () => undefined);
-    lazy(this, "storage", () => host.storage());
+    lazy(this, "storage", () => host.storage(this));
     lazy(this, "id", () => id);
     lazy(this, "props", () => ({}));
     lazy(this, "exports", () => exports);
   }
 
   waitUntil(promise: Promise<unknown>): void {
-    this.#host.keepAlive(promise);
+    this.#host.keepAlive(this, promise);
   }
 
   blockConcurrencyWhile<T>(callback: () => T | Promise<T>): Promise<T> {
     if (typeof callback !== "function") {
       throw argumentTypeError("blockConcurrencyWhile", "DurableObjectState", 1, "function");
     }
-    return this.#host.critical(callback);
+    return this.#host.critical(this, callback);
   }
 
   acceptWebSocket(_ws: unknown, _tags?: string[]): void {

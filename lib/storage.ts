@@ -63,13 +63,25 @@ export class StorageCore {
   #turnHold: number | undefined;
   readonly #statements = new Map<string, Statement>();
   #statementBytes = 0;
+  #lastQuery: string | undefined;
   /** Open `transaction()` closures; the implicit commit waits for them. */
   transactions = 0;
+  #noTransaction: (() => void)[] = [];
+  /**
+   * Bumped whenever uncommitted state is thrown away (a reset, an eviction, closing): a
+   * transaction opened before belongs to an instance that is gone and must not end what follows.
+   */
+  era = 0;
+  #closed = false;
+  /** Writes issued and writes confirmed (committed or discarded): the output gate compares them. */
+  #writes = 0;
+  #confirmed = 0;
   host: StorageHost | undefined;
 
   constructor(readonly options: StorageOptions) {}
 
   get db(): NativeStorage {
+    if (this.#closed) throw new Error(`The storage of Durable Object ${this.options.label} is closed: its runtime was disposed.`);
     if (this.#db === undefined) {
       const { path, label } = this.options;
       try {
@@ -99,23 +111,56 @@ export class StorageCore {
   }
 
   /**
-   * Commits what was written, unless a transaction() is still open. Returns false when the commit
-   * failed: the object has been reset and the writes since the last commit are gone.
+   * Commits what was written, unless a transaction() is still open. Returns the failure when the
+   * commit failed: the object has then been reset and the writes since the last commit are gone.
    */
-  flush(): boolean {
-    if (this.#db === undefined || this.transactions > 0) return true;
+  flush(): Error | undefined {
+    if (this.#db === undefined || this.transactions > 0) return undefined;
     try {
       this.#db.commit();
     } catch (err) {
       this.#alarmTouched = false;
-      this.host?.fail(commitError(err));
-      return false;
+      const reason = commitError(err);
+      this.host?.fail(reason);
+      return reason;
     }
+    this.#confirmed = this.#writes;
     if (this.#alarmTouched) {
       this.#alarmTouched = false;
-      this.host?.alarmCommitted(this.#db.getAlarm());
+      try {
+        this.host?.alarmCommitted(this.#db.getAlarm());
+      } catch (err) {
+        // The commit stands; only the runtime's alarm index could not follow (runtime.sqlite).
+        console.error(`durable-node: could not file the alarm of Durable Object ${this.options.label}:`, fromNative(err));
+      }
     }
-    return true;
+    return undefined;
+  }
+
+  /** Resolves once no transaction() is open (an output gate waits for that before committing). */
+  whenNoTransaction(): Promise<void> {
+    if (this.transactions === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#noTransaction.push(resolve));
+  }
+
+  /** A transaction() of the current era ended. */
+  transactionEnded(): void {
+    this.transactions = Math.max(0, this.transactions - 1);
+    if (this.transactions === 0) this.#wakeWaiters();
+    this.scheduleFlush();
+  }
+
+  #wakeWaiters(): void {
+    const waiting = this.#noTransaction;
+    this.#noTransaction = [];
+    for (const resolve of waiting) resolve();
+  }
+
+  /** Forgets open transactions: their instance is gone. */
+  #newEra(): void {
+    this.era++;
+    this.transactions = 0;
+    this.#wakeWaiters();
   }
 
   getAlarm(): number | null {
@@ -129,30 +174,53 @@ export class StorageCore {
     const name = this.host?.name;
     if (time !== null && name !== undefined) call(() => db.setName(name));
     if (time !== null && file) this.host?.fileAlarm(time);
-
     this.#alarmTouched = true;
-    this.scheduleFlush();
+    this.wrote();
   }
 
-  /** Writes not yet committed (an RPC result must wait for them: the output gate). */
-  get dirty(): boolean {
-    return this.#db !== undefined && this.#db.dirty();
+  /**
+   * Writes issued and not yet committed: results leaving the object wait for them (the output
+   * gate). Object-wide, as workerd's gate: it does not matter which event wrote.
+   */
+  get unconfirmed(): boolean {
+    return this.#writes !== this.#confirmed;
+  }
+
+  /** A write was issued (conservatively: every sql.exec counts). */
+  wrote(): void {
+    this.#writes++;
+    this.scheduleFlush();
   }
 
   /** Discards uncommitted writes (abort, reset). */
   rollback(): void {
-    this.transactions = 0;
+    this.#newEra();
     this.#db?.rollback();
+    this.#confirmed = this.#writes;
   }
 
-  /** Closes the file (eviction, dispose); an in-memory database stays for the runtime's life. */
-  close(final: boolean): void {
+  /** The instance was evicted: a transaction it left open is undone; files are closed. */
+  evicted(): void {
+    if (this.transactions > 0) this.rollback();
+    this.#close();
+  }
+
+  /** The runtime is going away: what was committable is committed, and nothing opens again. */
+  dispose(): void {
+    if (this.transactions > 0) this.rollback();
+    this.#close(true);
+    this.#closed = true;
+  }
+
+  /** Closes the file; an in-memory database stays for the runtime's life unless `final`. */
+  #close(final = false): void {
     if (this.#db === undefined || (this.options.path === undefined && !final)) return;
     this.flush();
     this.#db?.close();
     this.#db = undefined;
     this.#statements.clear();
     this.#statementBytes = 0;
+    this.#lastQuery = undefined;
   }
 
   /**
@@ -164,27 +232,33 @@ export class StorageCore {
     let statement = this.#statements.get(query);
     if (statement === undefined) {
       const handle = call(() => db.prepare(query));
-      statement = { handle, columns: [] };
+      statement = { handle, columns: [], bytes: 0 };
       this.#remember(query, statement);
+    } else if (this.#lastQuery !== query) {
+      // Least recently used goes first: a hit moves to the end (cheaply skipped for repeats).
+      this.#statements.delete(query);
+      this.#statements.set(query, statement);
     }
+    this.#lastQuery = query;
     let flat: SqlValue[];
     try {
       flat = statement.handle >= 0 ? db.run(statement.handle, bindings) : db.exec(query, bindings);
     } catch (err) {
       throw fromNative(err);
     }
-    this.scheduleFlush();
+    this.wrote();
     return unpack(flat, statement);
   }
 
-  /** Keeps compiled statements for up to 1 MiB of SQL text, as workerd's cache; oldest go first. */
+  /** Keeps compiled statements for up to 1 MiB of SQL text, as workerd's cache (spec 140). */
   #remember(query: string, statement: Statement): void {
+    statement.bytes = Buffer.byteLength(query);
     this.#statements.set(query, statement);
-    this.#statementBytes += query.length;
+    this.#statementBytes += statement.bytes;
     for (const [oldQuery, old] of this.#statements) {
       if (this.#statementBytes <= STATEMENT_CACHE_BYTES) break;
       this.#statements.delete(oldQuery);
-      this.#statementBytes -= oldQuery.length;
+      this.#statementBytes -= old.bytes;
       if (old.handle >= 0) this.#db?.finalize(old.handle);
     }
   }
@@ -228,12 +302,12 @@ export class StorageCore {
     const db = this.db;
     if (keys.length === 1) call(() => db.kvPutOne(keys[0], values[0]));
     else call(() => db.kvPut(keys, values));
-    this.scheduleFlush();
+    this.wrote();
   }
 
   delete(keys: string[]): number {
     const deleted = call(() => this.db.kvDelete(keys));
-    this.scheduleFlush();
+    this.wrote();
     return deleted;
   }
 
@@ -251,9 +325,11 @@ export class StorageCore {
   deleteAll(): void {
     const kept = this.host?.deleteAllDeletesAlarm === false ? this.getAlarm() : null;
     call(() => this.db.deleteAll());
+    this.#writes++;
     this.#alarmTouched = true;
     if (kept !== null) this.setAlarm(kept);
-    this.flush();
+    const failure = this.flush();
+    if (failure) throw failure;
   }
 }
 
@@ -267,6 +343,8 @@ interface Statement {
   readonly handle: number;
   /** The column names of the last run, which the core sends only when they change. */
   columns: string[];
+  /** Its SQL's length in UTF-8, as counted against the cache's size. */
+  bytes: number;
 }
 
 /** The rows of one exec(), still flat as they crossed (see `into_flat` in src/storage/sql.rs). */
@@ -408,13 +486,19 @@ function keyText(key: unknown): string {
 
 const STORAGE = "DurableObjectStorage";
 
+/** Throws when the instance a facade belongs to is no longer the live one. */
+export type InstanceGuard = () => void;
+
 /** What the async KV methods share between `ctx.storage` and a transaction's `txn`. */
 abstract class KvMethods {
   protected abstract readonly core: StorageCore;
   protected abstract readonly className: string;
+  protected abstract readonly guard: InstanceGuard;
 
-  /** Refuses operations on a finished transaction; `ctx.storage` itself is always usable. */
-  protected check(_op: string): void {}
+  /** Refuses operations from an instance that is gone (and, for `txn`, a finished transaction). */
+  protected check(_op: string): void {
+    this.guard();
+  }
 
   async get(keys: unknown, options?: { allowConcurrency?: boolean }): Promise<unknown> {
     this.check("get");
@@ -500,24 +584,30 @@ abstract class KvMethods {
 export class DurableObjectStorage extends KvMethods {
   protected declare readonly core: StorageCore;
   protected declare readonly className: string;
+  protected declare readonly guard: InstanceGuard;
   declare readonly sql: SqlStorage;
   declare readonly kv: SyncKvStorage;
 
   /** @internal built by the runtime for each instance. */
-  constructor(core: StorageCore) {
+  constructor(core: StorageCore, guard: InstanceGuard) {
     super();
     if (!(core instanceof StorageCore)) throw new TypeError("Illegal constructor");
+    // Not own enumerable: `Object.keys(ctx.storage)` is only the lazy `sql` and `kv` (spec 4).
     Object.defineProperty(this, "core", { value: core });
     Object.defineProperty(this, "className", { value: STORAGE });
+    Object.defineProperty(this, "guard", { value: guard });
     lazy(this, "sql", () => {
       if (!core.sqlite) throw new Error(NOT_SQLITE_SQL);
-      return new SqlStorage(core);
+      return new SqlStorage(core, guard);
     });
     lazy(this, "kv", () => {
       if (!core.sqlite) throw new Error(NOT_SQLITE_KV);
-      return new SyncKvStorage(core);
+      return new SyncKvStorage(core, guard);
     });
   }
+
+  // The KV methods are redefined here so that they are own properties of this prototype, in
+  // Cloudflare's order (spec 4); the work is in KvMethods.
 
   override get(keys: unknown, options?: { allowConcurrency?: boolean }): Promise<unknown> {
     return super.get(keys, options);
@@ -536,30 +626,37 @@ export class DurableObjectStorage extends KvMethods {
   }
 
   async deleteAll(_options?: unknown): Promise<void> {
-    if (this.core.transactions > 0) throw new Error("Cannot call deleteAll() within a transaction");
+    this.guard();
+    if (this.core.transactions > 0) throw new Error(DELETE_ALL_IN_TRANSACTION);
     const core = this.core;
     core.gated(false, () => core.deleteAll());
   }
 
   /** Runs `closure` in a transaction (a savepoint), with the input gate closed until it ends. */
   async transaction<T>(closure: (txn: DurableObjectTransaction) => T | Promise<T>): Promise<T> {
+    this.guard();
     const core = this.core;
     const host = core.host;
     const epoch = host?.hold();
     const depth = call(() => core.db.savepoint());
+    const era = core.era;
     core.transactions++;
-    const txn = new DurableObjectTransaction(TXN, core, depth);
+    const txn = new DurableObjectTransaction(TXN, core, depth, this.guard);
+    let committed = false;
     try {
       const result = await closure(txn);
-      call(() => core.db.endSavepoint(depth, true));
+      committed = true;
       return result;
-    } catch (err) {
-      call(() => core.db.endSavepoint(depth, false));
-      throw err;
     } finally {
       txn[END]();
-      core.transactions = Math.max(0, core.transactions - 1);
-      core.scheduleFlush();
+      // A reset or eviction while the closure ran has already undone it; what follows is not ours.
+      if (core.era === era) {
+        try {
+          call(() => core.db.endSavepoint(depth, committed));
+        } finally {
+          core.transactionEnded();
+        }
+      }
       if (epoch !== undefined) host!.releaseLater(epoch);
     }
   }
@@ -576,13 +673,17 @@ export class DurableObjectStorage extends KvMethods {
     return super.deleteAlarm(options);
   }
 
-  /** Resolves once everything written so far is durable. */
+  /** Resolves once everything written so far is durable (after any open transaction()). */
   async sync(): Promise<void> {
-    this.core.flush();
+    this.guard();
+    await this.core.whenNoTransaction();
+    const failure = this.core.flush();
+    if (failure) throw failure;
   }
 
   /** Runs `closure` synchronously in a transaction: a throw rolls back SQL and KV writes. */
   transactionSync<T>(closure: () => T): T {
+    this.guard();
     const core = this.core;
     if (!core.sqlite) throw new Error("Durable Object is not backed by SQL.");
     if (typeof closure !== "function") throw argumentTypeError("transactionSync", STORAGE, 1, "function");
@@ -595,7 +696,7 @@ export class DurableObjectStorage extends KvMethods {
       throw err;
     }
     call(() => core.db.endSavepoint(depth, true));
-    core.scheduleFlush();
+    core.wrote();
     return result;
   }
 
@@ -619,24 +720,28 @@ function bookmarksNotYet(): Error {
 }
 
 const TXN = Symbol("durable-node.txn");
+const DELETE_ALL_IN_TRANSACTION = "Cannot call deleteAll() within a transaction";
 const END = Symbol("durable-node.txn.end");
 
 export class DurableObjectTransaction extends KvMethods {
   protected declare readonly core: StorageCore;
   protected declare readonly className: string;
+  protected declare readonly guard: InstanceGuard;
   #state: "open" | "rolledBack" | "committed" = "open";
   readonly #depth: number;
 
   /** @internal */
-  constructor(token: typeof TXN, core: StorageCore, depth: number) {
+  constructor(token: typeof TXN, core: StorageCore, depth: number, guard: InstanceGuard) {
     super();
     if (token !== TXN) throw new TypeError("Illegal constructor");
     this.#depth = depth;
     Object.defineProperty(this, "core", { value: core });
     Object.defineProperty(this, "className", { value: "DurableObjectTransaction" });
+    Object.defineProperty(this, "guard", { value: guard });
   }
 
   protected override check(op: string): void {
+    this.guard();
     if (this.#state === "rolledBack") throw new Error(`Cannot ${op}() on rolled back transaction`);
     if (this.#state === "committed") {
       throw new Error(
@@ -653,7 +758,7 @@ export class DurableObjectTransaction extends KvMethods {
   }
 
   async deleteAll(): Promise<void> {
-    throw new Error("Cannot call deleteAll() within a transaction");
+    throw new Error(DELETE_ALL_IN_TRANSACTION);
   }
 
 
@@ -669,18 +774,22 @@ const KV_ITERATOR_INVALIDATED =
 /** `ctx.storage.kv`: the same `_cf_KV` table, synchronously (SQLite-backed objects only). */
 export class SyncKvStorage {
   readonly #core: StorageCore;
+  readonly #guard: InstanceGuard;
   #listGeneration = 0;
 
   /** @internal */
-  constructor(core: StorageCore) {
+  constructor(core: StorageCore, guard: InstanceGuard) {
     this.#core = core;
+    this.#guard = guard;
   }
 
   get<T = unknown>(key: string): T | undefined {
+    this.#guard();
     return this.#core.get(keyText(key)) as T | undefined;
   }
 
   list<T = unknown>(options?: unknown): IterableIterator<[string, T]> {
+    this.#guard();
     const range = listRange(options, "SyncKvStorage");
     const entries = this.#core.listEntries(range) as [string, T][];
     const generation = ++this.#listGeneration;
@@ -698,10 +807,12 @@ export class SyncKvStorage {
   }
 
   put<T>(key: string, value: T): void {
+    this.#guard();
     this.#core.put([[keyText(key), value]]);
   }
 
   delete(key: string): boolean {
+    this.#guard();
     return this.#core.delete([keyText(key)]) > 0;
   }
 }
