@@ -159,7 +159,7 @@ describe("an instance that is gone", () => {
   it("after dispose, its storage is closed for good: no file is opened again", async () => {
     const dir = tempDir();
     const rt = createRuntime({ durableObjects: { NOTES: Notes }, persist: dir });
-    const captured = await rt.runInDurableObject(rt.env.NOTES.getByName("a") as never, (_o, ctx) => ctx.storage);
+    const captured = await rt.runInDurableObject((rt.env as Record<string, any>).NOTES.getByName("a"), (_o, ctx) => ctx.storage);
     await rt.dispose();
     await expect(captured.put("k", 1)).rejects.toThrow(GONE);
   });
