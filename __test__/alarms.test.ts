@@ -5,6 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createRuntime, ManualClock, type Runtime, type RuntimeOptions } from "../lib/index.js";
+import { native } from "../lib/native.js";
+
 import { Alarmed, alarmCtx, NoHandler, type AlarmCtx, type AlarmRun } from "./fixtures/alarm-objects.js";
 
 /** A fixed start, far from the real time, so that nothing can pass for the system clock's. */
@@ -652,5 +654,64 @@ describe("alarm delivery and the input gate (spec 172, §5 95–96)", () => {
     expect(await call).toBe("call");
     expect(Alarmed.runs).toHaveLength(1);
     expect(Alarmed.events).toEqual(["alarm: after its getAlarm()", "call"]);
+  });
+});
+
+describe("at least once, and one run at a time (review fixes)", () => {
+  it("the alarm stays stored while its handler runs, so a crash during it loses nothing", async () => {
+    const dir = folder();
+    const { runtime, env } = start({ persist: dir });
+    const stub = env.ALARMED.getByName("a");
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let storedDuringRun: number | null = null;
+    Alarmed.behaviour = async () => {
+      const db = new native.Storage(join(dir, "Alarmed", `${stub.id}.sqlite`), false);
+      storedDuringRun = db.getAlarm();
+      db.close();
+      await held;
+    };
+    await inObject(runtime, stub, (ctx) => ctx.storage.setAlarm(START + 1_000));
+    const firing = advanceTo(START + 1_000);
+    await vi.waitFor(() => expect(Alarmed.runs).toHaveLength(1));
+    expect(storedDuringRun).toBe(START + 1_000);
+    expect(Alarmed.runs[0]!.alarmInside, "the handler itself sees none (spec 173)").toBeNull();
+    release();
+    await firing;
+    expect(await inObject(runtime, stub, (ctx) => ctx.storage.getAlarm())).toBeNull();
+  });
+
+  it("deleteAlarm() while a failed alarm waits for its retry cancels the retry", async () => {
+    quietConsole();
+    const { runtime, env } = start();
+    const stub = env.ALARMED.getByName("a");
+    Alarmed.behaviour = () => {
+      throw new Error("alarm boom");
+    };
+    await inObject(runtime, stub, (ctx) => ctx.storage.setAlarm(START + 1_000));
+    await advanceTo(START + 1_000);
+    expect(Alarmed.runs).toHaveLength(1);
+    expect(await inObject(runtime, stub, (ctx) => ctx.storage.getAlarm()), "still set while retried").toBe(START + 1_000);
+    await inObject(runtime, stub, (ctx) => ctx.storage.deleteAlarm());
+    await advanceTo(START + 600_000);
+    expect(Alarmed.runs).toHaveLength(1);
+  });
+
+  it("a handler past its time limit is stopped: its instance can no longer write, and the retry runs on a new one", async () => {
+    quietConsole();
+    const { runtime, env } = start({ alarmTimeoutMs: 50 });
+    const stub = env.ALARMED.getByName("a");
+    let stuckCtx: AlarmCtx | undefined;
+    Alarmed.behaviour = (_object, info, ctx) => {
+      if (info.retryCount > 0) return undefined;
+      stuckCtx = ctx;
+      return new Promise<void>(() => {});
+    };
+    await inObject(runtime, stub, (ctx) => ctx.storage.setAlarm(START + 1_000));
+    await advanceTo(START + 1_060);
+    await expect(stuckCtx!.storage.put("late", 1)).rejects.toThrow(/^This Durable Object instance is no longer running/);
+    await advanceTo(START + 10_000);
+    expect(infos(Alarmed.runs).map((run) => run.retryCount)).toEqual([0, 1]);
+    expect(await inObject(runtime, stub, (ctx) => ctx.storage.get("late"))).toBeUndefined();
   });
 });

@@ -235,8 +235,17 @@ export class ActorHost implements StorageHost, AlarmHost {
     return this.#storageCore().getAlarm();
   }
 
-  setStoredAlarm(time: number | null, file = true): void {
-    this.#storageCore().setAlarm(time, file);
+  setStoredAlarm(time: number | null): void {
+    this.#storageCore().setAlarm(time);
+  }
+
+  /** What ctx.storage.getAlarm() shows: not the alarm whose handler is running (spec 173). */
+  visibleAlarm(stored: number | null): number | null {
+    return this.#alarm ? this.#alarm.visible(stored) : stored;
+  }
+
+  alarmChangedByObject(): void {
+    this.#alarm?.changedByObject();
   }
 
   recallName(): void {

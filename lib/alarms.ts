@@ -4,6 +4,8 @@
 import type { Alarms as NativeAlarms } from "../native/binding.js";
 import type { ActorHost } from "./actor.js";
 import type { Clock } from "./clock.js";
+import { resetError } from "./errors.js";
+import { call } from "./native.js";
 
 
 const MAX_RETRIES = 6;
@@ -31,6 +33,11 @@ export class AlarmScheduler {
   #armedFor: number | undefined;
   #closed = false;
 
+  /** The runtime was disposed: runs still in progress end without filing anything again. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   constructor(
     readonly index: NativeAlarms,
     readonly clock: Clock,
@@ -40,13 +47,13 @@ export class AlarmScheduler {
 
   /** Before a commit: the object may need waking at `time` (the index only ever moves earlier). */
   file(ns: number, hex: string, time: number): void {
-    const filed = this.index.lower(ns, hex, time);
+    const filed = call(() => this.index.lower(ns, hex, time));
     if (this.#armedFor === undefined || filed < this.#armedFor) this.arm();
   }
 
   /** After a commit (or a run): the index says exactly what the object's database says. */
   settle(ns: number, hex: string, time: number | null): void {
-    this.index.set(ns, hex, time);
+    call(() => this.index.set(ns, hex, time));
     this.arm();
   }
 
@@ -79,8 +86,12 @@ export class AlarmScheduler {
       host.alarm.run({ force: false }).catch((err) => console.error(`durable-node: alarm of ${namespace} ${id} failed:`, err));
 
     }
-    if (due.length === BATCH) this.clock.setTimeout(() => this.#fire(), 0);
-    else this.arm();
+    if (due.length === BATCH) {
+      this.#armedFor = this.clock.now();
+      this.#timer = this.clock.setTimeout(() => this.#fire(), 0);
+    } else {
+      this.arm();
+    }
   }
 
   close(): void {
@@ -96,8 +107,9 @@ export interface AlarmHost {
   /** The instance's alarm handler exists (constructing it if needed). */
   deliverAlarm(work: (instance: { alarm?: (info: AlarmInvocationInfo) => unknown }) => unknown): Promise<unknown>;
   storedAlarm(): number | null;
-  /** Writes the alarm row; `file` also has the object filed for it in the index. */
-  setStoredAlarm(time: number | null, file?: boolean): void;
+  setStoredAlarm(time: number | null): void;
+  /** Ends the instance (a handler past its time limit). */
+  reset(reason: Error): void;
   /** Loads the name the object was reached by, if only its database knows it. */
   recallName(): void;
 }
@@ -110,6 +122,9 @@ export class ObjectAlarm {
    * the run files the object again when it ends, and the scheduler starts the next one then.
    */
   #running = false;
+  /** The scheduled time of the alarm whose handler is running: hidden from getAlarm(). */
+  #masked: number | undefined;
+  #changedByHandler = false;
   /** `ctx.abort(reason, { retryAlarm: false })` during a run. */
   retryAllowed = true;
 
@@ -126,7 +141,7 @@ export class ObjectAlarm {
   committed(time: number | null): void {
     if (this.#running) return;
     const retry = this.#retry;
-    if (retry !== undefined && (time === retry.scheduledTime || time === null)) {
+    if (retry !== undefined && time === retry.scheduledTime) {
       this.scheduler.settle(this.ns, this.host.hex, retry.at);
       return;
     }
@@ -152,6 +167,7 @@ export class ObjectAlarm {
   async #run(force: boolean): Promise<boolean> {
     const { scheduler, host } = this;
     this.retryAllowed = true;
+    this.#changedByHandler = false;
     const retry = this.#retry;
     let info: AlarmInvocationInfo | undefined;
     // Before the instance is built: a process woken by the alarm knows the name only from storage.
@@ -159,45 +175,65 @@ export class ObjectAlarm {
     try {
       await host.deliverAlarm((instance) => {
         const stored = host.storedAlarm();
-        const now = scheduler.clock.now();
-        if (stored === null && retry === undefined) return undefined;
-        if (!force && retry === undefined && stored !== null && stored > now) return undefined;
+        if (stored === null) return undefined;
+        const retrying = retry !== undefined && stored === retry.scheduledTime;
+        if (!force && !retrying && stored > scheduler.clock.now()) return undefined;
         if (typeof instance.alarm !== "function") {
           console.warn(NO_HANDLER);
           host.setStoredAlarm(null);
           return undefined;
         }
-        const retryCount = retry && (stored === null || stored === retry.scheduledTime) ? retry.retryCount : 0;
-        const scheduledTime = retryCount > 0 ? retry!.scheduledTime : (stored ?? retry!.scheduledTime);
+        const retryCount = retrying ? retry.retryCount : 0;
         // Own enumerable, in this order (spec 172).
-        info = { scheduledTime, retryCount, isRetry: retryCount > 0 };
-        // getAlarm() is null inside the handler unless it sets a new one (spec 173).
-        host.setStoredAlarm(null);
-        return this.#withTimeout(instance.alarm(info));
+        const run: AlarmInvocationInfo = { scheduledTime: stored, retryCount, isRetry: retryCount > 0 };
+        info = run;
+        // The row stays until the handler succeeds, so a crash during it loses nothing; the
+        // handler itself sees no alarm unless it sets one (spec 173).
+        this.#masked = stored;
+        return this.#withTimeout(instance.alarm(run)).then(() => {
+          if (!this.#changedByHandler && host.storedAlarm() === run.scheduledTime) host.setStoredAlarm(null);
+        });
       });
     } catch (err) {
+      this.#masked = undefined;
       if (info !== undefined) this.#failed(info);
       throw err;
     }
+    this.#masked = undefined;
     if (info !== undefined) this.#retry = undefined;
     return info !== undefined;
   }
 
-
-  #withTimeout(result: unknown): unknown {
-    if (!(result instanceof Promise)) return result;
-    const { clock, timeoutMs } = this.scheduler;
-    return new Promise((resolve, reject) => {
-      const timer = clock.setTimeout(() => reject(new Error(TIMED_OUT)), timeoutMs);
-      result.then(resolve, reject).finally(() => clock.clearTimeout(timer));
-    });
+  /** What `getAlarm()` shows the object: not the alarm whose handler is running. */
+  visible(stored: number | null): number | null {
+    return stored !== null && stored === this.#masked ? null : stored;
   }
 
-  /** A failed run is retried with backoff, unless the handler set a newer alarm (spec 175, 179). */
+  /** The object's own code set or deleted its alarm (it may be running the handler). */
+  changedByObject(): void {
+    this.#changedByHandler = true;
+    this.#masked = undefined;
+  }
+
+  /**
+   * Past the time limit (spec 177) the instance is reset, so that the handler stops before its
+   * retry starts; the reset fails the run, which counts as an attempt.
+   */
+  #withTimeout(result: unknown): Promise<unknown> {
+    if (!(result instanceof Promise)) return Promise.resolve(result);
+    const { clock, timeoutMs } = this.scheduler;
+    const timer = clock.setTimeout(() => this.host.reset(resetError(new Error(TIMED_OUT))), timeoutMs);
+    return result.finally(() => clock.clearTimeout(timer));
+  }
+
+  /**
+   * A failed run is retried with backoff (spec 175) while its alarm is still the one set: not
+   * when the handler deleted it or set a newer one (spec 179), nor after abort(…, { retryAlarm:
+   * false }) (spec 27).
+   */
   #failed(info: AlarmInvocationInfo): void {
     const { host, scheduler } = this;
-    const newer = host.storedAlarm();
-    if (newer !== null && newer !== info.scheduledTime) {
+    if (host.storedAlarm() !== info.scheduledTime) {
       this.#retry = undefined;
       return;
     }
@@ -212,13 +248,12 @@ export class ObjectAlarm {
     const delay = BACKOFF_MS * 2 ** Math.min(info.retryCount, MAX_EXPONENT) * (1 + Math.random() * JITTER);
     const at = scheduler.clock.now() + delay;
     this.#retry = { scheduledTime: info.scheduledTime, retryCount: info.retryCount + 1, at };
-    // The alarm stays set while it is being retried, so a restart still finds it.
-    host.setStoredAlarm(info.scheduledTime, false);
     scheduler.settle(this.ns, host.hex, at);
   }
 
   /** Files the object again by what its database now says, or for its pending retry. */
   #refile(): void {
+    if (this.scheduler.closed) return;
     this.committed(this.host.storedAlarm());
   }
 

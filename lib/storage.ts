@@ -28,6 +28,10 @@ export interface StorageHost {
   fileAlarm(time: number): void;
   /** After a commit that touched the alarm: what is now stored. */
   alarmCommitted(time: number | null): void;
+  /** What getAlarm() shows of the stored alarm (the running one is hidden). */
+  visibleAlarm(stored: number | null): number | null;
+  /** The object's code set or deleted its alarm. */
+  alarmChangedByObject(): void;
   clockNow(): number;
   readonly deleteAllDeletesAlarm: boolean;
 }
@@ -167,13 +171,13 @@ export class StorageCore {
     return call(() => this.db.getAlarm());
   }
 
-  /** Stores the alarm (in the turn's transaction) and, unless told not to, files the object for it. */
-  setAlarm(time: number | null, file = true): void {
+  /** Stores the alarm (in the turn's transaction) and files the object for it. */
+  setAlarm(time: number | null): void {
     const db = this.db;
     call(() => db.setAlarm(time));
     const name = this.host?.name;
     if (time !== null && name !== undefined) call(() => db.setName(name));
-    if (time !== null && file) this.host?.fileAlarm(time);
+    if (time !== null) this.host?.fileAlarm(time);
     this.#alarmTouched = true;
     this.wrote();
   }
@@ -546,7 +550,11 @@ abstract class KvMethods {
 
   async getAlarm(options?: { allowConcurrency?: boolean }): Promise<number | null> {
     this.check("getAlarm");
-    return this.core.gated(options?.allowConcurrency, () => this.core.getAlarm());
+    const core = this.core;
+    return core.gated(options?.allowConcurrency, () => {
+      const stored = core.getAlarm();
+      return core.host ? core.host.visibleAlarm(stored) : stored;
+    });
   }
 
   async setAlarm(scheduledTime: unknown, options?: { allowConcurrency?: boolean }): Promise<void> {
@@ -559,6 +567,7 @@ abstract class KvMethods {
     // A time in the past means now: the alarm fires at once, and getAlarm() shows now (spec 168).
     if (core.host) time = Math.max(time, core.host.clockNow());
     core.gated(options?.allowConcurrency, () => {
+      core.host?.alarmChangedByObject();
       if (core.getAlarm() !== time) core.setAlarm(time);
     });
   }
@@ -567,6 +576,7 @@ abstract class KvMethods {
     this.check("deleteAlarm");
     const core = this.core;
     core.gated(options?.allowConcurrency, () => {
+      core.host?.alarmChangedByObject();
       if (core.getAlarm() !== null) core.setAlarm(null);
     });
   }
