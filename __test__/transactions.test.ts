@@ -327,7 +327,21 @@ describe("transaction() (spec 81–88, 52)", () => {
     const message = { name: "Error", message: "Cannot call deleteAll() within a transaction" };
     expect(result).toEqual({ errors: { viaTxn: message, viaStorage: message }, keep: 1 });
   });
+
+  it("deleteAll() inside transactionSync gets the same error, and nothing is deleted (spec 52)", async () => {
+    const runtime = start();
+    await inside(runtime, "t", (storage) => storage.put("keep", 1));
+    const result = await inside(runtime, "t", async (storage) => {
+      let pending: Promise<unknown> | undefined;
+      storage.transactionSync(() => {
+        pending = failure(() => storage.deleteAll());
+      });
+      return { error: await pending, keep: await storage.get("keep") };
+    });
+    expect(result).toEqual({ error: { name: "Error", message: "Cannot call deleteAll() within a transaction" }, keep: 1 });
+  });
 });
+
 
 describe("transaction() with alarms (spec 83–84, 180)", () => {
   it("txn.setAlarm is undone by rollback(); alarm methods on a rolled-back txn name themselves (spec 83–84)", async () => {

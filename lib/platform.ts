@@ -52,7 +52,10 @@ export async function getPlatformProxy<Env = Record<string, unknown>>(
     durableObjects: config ? await durableObjectClasses(config) : {},
     bindings: config?.vars ?? {},
     persist: persistDir(options.persist, config?.dir ?? process.cwd()),
+    compatibilityDate: config?.compatibilityDate,
+    compatibilityFlags: config?.compatibilityFlags,
   });
+
   const cache = new NoopCache();
   return {
     env: runtime.env as Env,

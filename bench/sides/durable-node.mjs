@@ -17,7 +17,7 @@ let stores;
  * loaded with that one import pointed at dist/workers.js: what a bundled app pays, and it keeps the cost of Node's
  * loader-hook thread (tens of ms on Node 20) out of the runtime's own start time; run.mjs times both ways.
  */
-async function loadWorker(url) {
+export async function loadWorker(url) {
   if (import.meta.resolve("cloudflare:workers").startsWith("file:")) return import(url);
   const source = readFileSync(url, "utf8").replace('"cloudflare:workers"', JSON.stringify(workersUrl.href));
   return import(`data:text/javascript,${encodeURIComponent(source)}`);

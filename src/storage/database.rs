@@ -198,32 +198,20 @@ impl Database {
 
     /// Drops every table, index, view and trigger, `_cf_KV` included, in one transaction.
     pub fn delete_all(&mut self) -> Result<(), CoreError> {
-        // Foreign keys can only be switched off outside a transaction; the drops themselves are
-        // one transaction, so a crash leaves all or nothing.
+        if self.savepoints > 0 {
+            return Err(CoreError::Storage(
+                "Cannot call deleteAll() within a transaction".into(),
+            ));
+        }
+        // Foreign keys can only be switched off outside a transaction, so what came before is
+        // committed first; the drops are one transaction, so a crash leaves all or nothing.
         self.commit()?;
         self.internal(|conn| {
-            conn.execute_batch("PRAGMA foreign_keys=OFF; BEGIN")?;
-            let objects: Vec<(String, String)> = conn
-                .prepare(
-                    "SELECT type, name FROM sqlite_master
-                     WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
-                       AND (sql IS NULL OR sql NOT LIKE 'CREATE VIRTUAL%' OR type = 'table')",
-                )?
-                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
-                .collect::<Result<_, _>>()?;
-            let result = objects.iter().try_for_each(|(kind, name)| {
-                let quoted = name.replace('"', "\"\"");
-                let kind = if kind == "view" { "VIEW" } else { "TABLE" };
-                match conn.execute_batch(&format!("DROP {kind} IF EXISTS \"{quoted}\"")) {
-                    // Shadow tables of a virtual table go with it.
-                    Err(_) if !table_exists(conn, name) => Ok(()),
-                    other => other,
-                }
-            });
-            let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-            conn.execute_batch(&format!("{end}; PRAGMA foreign_keys=ON"))?;
-            result?;
-            Ok(())
+            conn.execute_batch("PRAGMA foreign_keys=OFF")?;
+            let dropped = drop_everything(conn);
+            let restored = conn.execute_batch("PRAGMA foreign_keys=ON");
+            dropped?;
+            Ok(restored?)
         })?;
         self.kv_table = false;
         Ok(())
@@ -277,6 +265,34 @@ impl Drop for Database {
     }
 }
 
+/// Drops every table and view (virtual tables' shadow tables go with them) in one transaction.
+fn drop_everything(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN")?;
+    let outcome = (|| {
+        let objects: Vec<(String, String)> = conn
+            .prepare(
+                "SELECT type, name FROM sqlite_master
+                 WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+            )?
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        objects.iter().try_for_each(|(kind, name)| {
+            let quoted = name.replace('"', "\"\"");
+            let kind = if kind == "view" { "VIEW" } else { "TABLE" };
+            match conn.execute_batch(&format!("DROP {kind} IF EXISTS \"{quoted}\"")) {
+                Err(_) if !table_exists(conn, name) => Ok(()),
+                other => other,
+            }
+        })
+    })();
+    conn.execute_batch(if outcome.is_ok() {
+        "COMMIT"
+    } else {
+        "ROLLBACK"
+    })?;
+    outcome
+}
+
 fn table_exists(conn: &Connection, name: &str) -> bool {
     conn.query_row(
         "SELECT 1 FROM sqlite_master WHERE name = ?1",
@@ -322,6 +338,24 @@ mod tests {
         assert_eq!(db.database_size().unwrap(), 4096.0);
         db.conn.execute_batch("CREATE TABLE t(x)").unwrap();
         assert_eq!(db.database_size().unwrap(), 8192.0);
+    }
+
+    #[test]
+    fn delete_all_is_refused_inside_a_transaction_and_keeps_foreign_keys_on() {
+        let mut db = Database::open(None, Durability::Normal).unwrap();
+        let depth = db.savepoint().unwrap();
+        let err = db.delete_all().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Cannot call deleteAll() within a transaction"
+        );
+        db.end_savepoint(depth, true).unwrap();
+        db.delete_all().unwrap();
+        let on: i64 = db
+            .conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(on, 1);
     }
 
     #[test]
