@@ -7,7 +7,10 @@
 //! re-files it. Persisted runtimes keep the index in `runtime.sqlite`, so alarms of objects that
 //! are not loaded, or that came due while the process was down, fire after a restart.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+use std::hash::{BuildHasher, RandomState};
+
+use hashbrown::HashTable;
 
 use crate::error::CoreError;
 use crate::id::{IdBytes, ID_BYTES};
@@ -23,10 +26,21 @@ pub struct Due {
     pub time: i64,
 }
 
+/// One filed object. Each is stored once; the time order and the lookup by object refer to it by
+/// slot number (4 bytes), which keeps a million idle alarms under 100 MB.
+struct Slot {
+    id: IdBytes,
+    namespace: NamespaceNo,
+    time: i64,
+}
+
 #[derive(Default)]
 pub struct AlarmIndex {
-    by_time: BTreeSet<(i64, NamespaceNo, IdBytes)>,
-    by_object: HashMap<(NamespaceNo, IdBytes), i64>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    by_time: BTreeSet<(i64, u32)>,
+    by_object: HashTable<u32>,
+    hasher: RandomState,
     namespaces: Vec<String>,
 }
 
@@ -46,21 +60,75 @@ impl AlarmIndex {
         self.namespaces.get(ns as usize).map(String::as_str)
     }
 
+    fn hash(&self, ns: NamespaceNo, id: &IdBytes) -> u64 {
+        self.hasher.hash_one((ns, id))
+    }
+
+    fn find(&self, ns: NamespaceNo, id: &IdBytes) -> Option<u32> {
+        let slots = &self.slots;
+        self.by_object
+            .find(self.hash(ns, id), |&s| {
+                let slot = &slots[s as usize];
+                slot.namespace == ns && slot.id == *id
+            })
+            .copied()
+    }
+
+    /// Drops slot `s` from the lookup by object and frees it (it is out of `by_time` already).
+    fn release(&mut self, s: u32) {
+        let slot = &self.slots[s as usize];
+        let hash = self.hash(slot.namespace, &slot.id);
+        if let Ok(entry) = self.by_object.find_entry(hash, |&other| other == s) {
+            entry.remove();
+        }
+        self.free.push(s);
+    }
+
     /// Files the object for `time`, or forgets it (`None`).
     pub fn set(&mut self, ns: NamespaceNo, id: IdBytes, time: Option<i64>) {
-        if let Some(old) = self.by_object.remove(&(ns, id)) {
-            self.by_time.remove(&(old, ns, id));
-        }
-        if let Some(time) = time {
-            self.by_object.insert((ns, id), time);
-            self.by_time.insert((time, ns, id));
+        match (self.find(ns, &id), time) {
+            (Some(s), Some(time)) => {
+                let slot = &mut self.slots[s as usize];
+                self.by_time.remove(&(slot.time, s));
+                slot.time = time;
+                self.by_time.insert((time, s));
+            }
+            (Some(s), None) => {
+                self.by_time.remove(&(self.slots[s as usize].time, s));
+                self.release(s);
+            }
+            (None, Some(time)) => {
+                let slot = Slot {
+                    id,
+                    namespace: ns,
+                    time,
+                };
+                let s = match self.free.pop() {
+                    Some(s) => {
+                        self.slots[s as usize] = slot;
+                        s
+                    }
+                    None => {
+                        self.slots.push(slot);
+                        (self.slots.len() - 1) as u32
+                    }
+                };
+                let (slots, hasher) = (&self.slots, &self.hasher);
+                self.by_object
+                    .insert_unique(self.hash(ns, &id), s, |&other| {
+                        let slot = &slots[other as usize];
+                        hasher.hash_one((slot.namespace, &slot.id))
+                    });
+                self.by_time.insert((time, s));
+            }
+            (None, None) => {}
         }
     }
 
     /// Files the object for `time` unless it is filed for earlier already. Returns the time filed.
     pub fn lower(&mut self, ns: NamespaceNo, id: IdBytes, time: i64) -> i64 {
-        match self.by_object.get(&(ns, id)) {
-            Some(&old) if old <= time => old,
+        match self.get(ns, &id) {
+            Some(old) if old <= time => old,
             _ => {
                 self.set(ns, id, Some(time));
                 time
@@ -69,12 +137,12 @@ impl AlarmIndex {
     }
 
     pub fn get(&self, ns: NamespaceNo, id: &IdBytes) -> Option<i64> {
-        self.by_object.get(&(ns, *id)).copied()
+        self.find(ns, id).map(|s| self.slots[s as usize].time)
     }
 
     /// The earliest time any object needs waking.
     pub fn next(&self) -> Option<i64> {
-        self.by_time.first().map(|(t, _, _)| *t)
+        self.by_time.first().map(|(t, _)| *t)
     }
 
     /// Takes the entries due at `now` out of memory (the persisted rows stay until the objects
@@ -83,14 +151,15 @@ impl AlarmIndex {
         let mut due = Vec::new();
         while due.len() < max {
             match self.by_time.first() {
-                Some(&(time, namespace, id)) if time <= now => {
+                Some(&(time, s)) if time <= now => {
                     self.by_time.pop_first();
-                    self.by_object.remove(&(namespace, id));
+                    let slot = &self.slots[s as usize];
                     due.push(Due {
-                        namespace,
-                        id,
+                        namespace: slot.namespace,
+                        id: slot.id,
                         time,
                     });
+                    self.release(s);
                 }
                 _ => break,
             }
@@ -99,21 +168,21 @@ impl AlarmIndex {
     }
 
     pub fn len(&self) -> usize {
-        self.by_object.len()
+        self.by_time.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_object.is_empty()
+        self.by_time.is_empty()
     }
 
-    /// Loads the persisted entries (at start).
+    /// Loads the persisted entries (at start), row by row.
     pub fn load(&mut self, db: &RuntimeDb) -> Result<usize, CoreError> {
-        let rows = db.alarms()?;
-        let count = rows.len();
-        for (namespace, id, time) in rows {
-            let ns = self.namespace(&namespace);
+        let mut count = 0;
+        db.each_alarm(|namespace, id, time| {
+            let ns = self.namespace(namespace);
             self.set(ns, id, Some(time));
-        }
+            count += 1;
+        })?;
         Ok(count)
     }
 }
@@ -168,7 +237,32 @@ mod tests {
     }
 
     #[test]
+    fn slots_are_reused_and_lookups_stay_right() {
+        let mut index = AlarmIndex::default();
+        let ns = index.namespace("Room");
+        let other = index.namespace("Other");
+        for n in 0..200u8 {
+            index.set(ns, id(n), Some(n as i64));
+        }
+        for n in (0..200u8).step_by(2) {
+            index.set(ns, id(n), None);
+        }
+        for n in 0..100u8 {
+            index.set(other, id(n), Some(1000 + n as i64));
+        }
+        assert_eq!(index.slots.len(), 200, "freed slots were reused");
+        assert_eq!(index.len(), 200);
+        assert_eq!(index.get(ns, &id(3)), Some(3));
+        assert_eq!(index.get(ns, &id(4)), None);
+        assert_eq!(index.get(other, &id(4)), Some(1004));
+        let due = index.take_due(1010, 1000);
+        assert_eq!(due.len(), 100 + 11);
+        assert!(due.windows(2).all(|w| w[0].time <= w[1].time));
+    }
+
+    #[test]
     fn take_due_is_bounded() {
+
         let mut index = AlarmIndex::default();
         let ns = index.namespace("Room");
         for n in 0..10 {

@@ -89,25 +89,25 @@ impl RuntimeDb {
         Ok(())
     }
 
-    pub fn alarms(&self) -> Result<Vec<(String, crate::id::IdBytes, i64)>, CoreError> {
+    /// Calls `f` with every persisted alarm, without holding them all in memory at once.
+    pub fn each_alarm(
+        &self,
+        mut f: impl FnMut(&str, crate::id::IdBytes, i64),
+    ) -> Result<(), CoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT namespace, id, time FROM alarms")?;
-        let rows = stmt.query_map([], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, Vec<u8>>(1)?,
-                row.get::<_, i64>(2)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (namespace, id, time) = row?;
-            if let Ok(id) = id.try_into() {
-                out.push((namespace, id, time));
+            .prepare("SELECT namespace, id, time FROM alarms ORDER BY namespace")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let bad = |e: rusqlite::types::FromSqlError| {
+                CoreError::RuntimeDb(format!("alarms table: {e}"))
+            };
+            let namespace = row.get_ref(0)?.as_str().map_err(bad)?;
+            if let Ok(id) = row.get_ref(1)?.as_blob().map_err(bad)?.try_into() {
+                f(namespace, id, row.get(2)?);
             }
         }
-        Ok(out)
+        Ok(())
     }
 }
 
