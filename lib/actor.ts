@@ -7,6 +7,7 @@ import type { Compat } from "./compat.js";
 import { remoteError, resetError, type DurableObjectError } from "./errors.js";
 import { copyValue, type Owner } from "./rpc.js";
 import { DurableObjectState } from "./state.js";
+import { afterTurn } from "./turn.js";
 import { DurableObjectStorage, StorageCore, type StorageHost, type StorageOptions } from "./storage.js";
 
 /** What the hosts of one runtime share. */
@@ -264,7 +265,6 @@ export class ActorHost implements StorageHost, AlarmHost {
     this.alarm.committed(time);
   }
 
-
   clockNow(): number {
     return this.system.alarms.clock.now();
   }
@@ -277,7 +277,6 @@ export class ActorHost implements StorageHost, AlarmHost {
   noAlarmRetry(): void {
     if (this.#alarm) this.#alarm.retryAllowed = false;
   }
-
 
   /** A commit failed: the object resets, rolled back to its last good state. */
   fail(reason: Error): void {
@@ -294,19 +293,15 @@ export class ActorHost implements StorageHost, AlarmHost {
     return this.system.actors.hold(this.handle);
   }
 
-  /**
-   * Reopens the gate once the microtasks queued so far have run, so that the code awaiting a
-   * storage result continues before any other event is let in (as workerd's gate does).
-   */
+  /** Reopens the gate after this turn: the code awaiting a storage result runs first. */
   releaseLater(epoch: number): void {
-    queueMicrotask(() => process.nextTick(() => this.release(epoch)));
+    afterTurn(() => this.release(epoch));
   }
 
   /** Reopens the gate now (once for each hold). */
   release(epoch: number): void {
     if (!this.#closed && this.system.actors.release(this.handle, epoch)) queueMicrotask(this.#drain);
   }
-
 
   /** blockConcurrencyWhile(): the gate stays closed until `callback` settles; a failure resets. */
   critical<T>(state: DurableObjectState, callback: () => T | Promise<T>): Promise<T> {

@@ -7,7 +7,6 @@ import type { Clock } from "./clock.js";
 import { resetError } from "./errors.js";
 import { call } from "./native.js";
 
-
 const MAX_RETRIES = 6;
 const BACKOFF_MS = 2_000;
 const MAX_EXPONENT = 9;
@@ -84,7 +83,6 @@ export class AlarmScheduler {
       }
       // A failure is answered by its retry (ObjectAlarm); it is reported, not left unhandled.
       host.alarm.run({ force: false }).catch((err) => console.error(`durable-node: alarm of ${namespace} ${id} failed:`, err));
-
     }
     if (due.length === BATCH) {
       this.#armedFor = this.clock.now();
@@ -256,6 +254,5 @@ export class ObjectAlarm {
     if (this.scheduler.closed) return;
     this.committed(this.host.storedAlarm());
   }
-
 }
 

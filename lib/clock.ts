@@ -78,8 +78,6 @@ export class ManualClock implements Clock {
     }
     return first;
   }
-
-
 }
 
 /** Lets work started by a timer (an alarm handler and its commit) run to completion. */

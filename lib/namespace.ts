@@ -55,7 +55,6 @@ export class NamespaceCore implements ActorClass {
     return this.host(this.makeId(hex, undefined));
   }
 
-
   storageOptions(hex: string): StorageOptions {
     return {
       path: this.persistDir && path.join(this.persistDir, this.className, `${hex}.sqlite`),

@@ -24,7 +24,6 @@ export class SqlStorage {
     return new SqlStorageCursor<T>(CREATE, this.#core.exec(`${query}`, bindings as Bound[]));
   }
 
-
   get databaseSize(): number {
     this.#guard();
     return this.#core.databaseSize();
@@ -96,7 +95,6 @@ export class SqlStorageCursor<T extends Row = Row> {
     this.#rowsRead = result.rowsRead;
     this.#rowsWritten = result.rowsWritten;
   }
-
 
   next(): { done?: false; value: T } | { done: true; value?: never } {
     if (this.#next < this.#rows) return { done: false, value: this.#object(this.#next++) };

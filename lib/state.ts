@@ -96,18 +96,21 @@ export class DurableObjectState {
 }
 moveConstructorLast(DurableObjectState.prototype);
 
+/** Facets need a host that supports them; workerd's answer where it does not (spec 251). */
+const NO_FACETS = "This Durable Object does not support creating facets.";
+
 export class DurableObjectFacets {
   get(_name: string, _startup: unknown): never {
-    throw new Error("This Durable Object does not support creating facets.");
+    throw new Error(NO_FACETS);
   }
   abort(_name: string, _reason: unknown): never {
-    throw new Error("This Durable Object does not support creating facets.");
+    throw new Error(NO_FACETS);
   }
   delete(_name: string): never {
-    throw new Error("This Durable Object does not support creating facets.");
+    throw new Error(NO_FACETS);
   }
   clone(_src: string, _dst: string): never {
-    throw new Error("This Durable Object does not support creating facets.");
+    throw new Error(NO_FACETS);
   }
 }
 

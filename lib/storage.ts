@@ -2,15 +2,12 @@
 // implicit per-turn transaction, over one object's database in the core.
 
 import type { KvRows, Storage as NativeStorage } from "../native/binding.js";
-
-
 import { argumentTypeError } from "./errors.js";
 import { call, fromNative, native } from "./native.js";
-
 import { SqlStorage } from "./sql.js";
+import { afterTurn } from "./turn.js";
 import { lazy, moveConstructorLast } from "./state.js";
 import { deserialize, deserializeAt, serialize } from "./values.js";
-
 
 /** What storage needs from the object's host: its input gate, how to reset it, its alarm. */
 export interface StorageHost {
@@ -53,8 +50,6 @@ const NOT_SQLITE_SQL =
   "This Durable Object is not backed by SQLite storage, so the SQL API is not available. SQL can be enabled on a new Durable Object class by using the `new_sqlite_classes` instead of `new_classes` under `[[migrations]]` in your wrangler.toml, but an already-deployed class cannot be converted to SQLite (except by deleting the existing data).";
 const NOT_SQLITE_KV =
   "The storage.kv (synchronous KV) API is only available for SQLite-backed Durable Objects, but this object's namespace is not declared to use SQLite. You can use the older, asyncronous interface via methods of `storage` itself (e.g. `storage.get()`). To use SQLite-backed storage, declare the class with `new_sqlite_classes` in your wrangler migrations, or `sqlite: true` in durable-node's createRuntime().";
-const CONSTRAINT_RESET =
-  "Durable Object was reset and rolled back to its last known good state because the application left the database in a state where constraints were violated: ";
 
 /**
  * The part of an object's storage that outlives its JS instances: the open database, the commit
@@ -91,7 +86,7 @@ export class StorageCore {
       try {
         this.#db = new native.Storage(path ?? null, this.options.fullSync);
       } catch (err) {
-        const cause = (err as Error).message.split("\0").pop();
+        const cause = (fromNative(err) as Error).message;
         throw new Error(`Cannot open the database of Durable Object ${label}${path ? ` (${path})` : ""}: ${cause}`);
       }
     }
@@ -106,12 +101,10 @@ export class StorageCore {
   scheduleFlush(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    queueMicrotask(() =>
-      process.nextTick(() => {
-        this.#flushScheduled = false;
-        this.flush();
-      }),
-    );
+    afterTurn(() => {
+      this.#flushScheduled = false;
+      this.flush();
+    });
   }
 
   /**
@@ -124,7 +117,7 @@ export class StorageCore {
       this.#db.commit();
     } catch (err) {
       this.#alarmTouched = false;
-      const reason = commitError(err);
+      const reason = fromNative(err) as Error;
       this.host?.fail(reason);
       return reason;
     }
@@ -280,12 +273,10 @@ export class StorageCore {
       const host = this.host;
       const epoch = host.hold();
       this.#turnHold = epoch;
-      queueMicrotask(() =>
-        process.nextTick(() => {
-          this.#turnHold = undefined;
-          host.release(epoch);
-        }),
-      );
+      afterTurn(() => {
+        this.#turnHold = undefined;
+        host.release(epoch);
+      });
     }
     return op();
   }
@@ -398,14 +389,6 @@ function eachPair(rows: KvRows, fn: (key: string, value: unknown) => void): void
   }
 }
 
-function commitError(err: unknown): Error {
-  const message = (err as Error).message.split("\0").pop() ?? String(err);
-  if (/constraint failed/i.test(message)) {
-    return new Error(CONSTRAINT_RESET + message.replace(/ \(extended: [A-Z_]+\)$/, ""));
-  }
-  return new Error(message);
-}
-
 function checkLegacyPut(keys: string[], values: Uint8Array[]): void {
   keys.forEach((key) => checkLegacyKey(key));
   for (const value of values) {
@@ -484,7 +467,6 @@ function alarmTime(value: unknown, className: string): number {
 }
 
 function keyText(key: unknown): string {
-
   return `${key}`;
 }
 
@@ -770,7 +752,6 @@ export class DurableObjectTransaction extends KvMethods {
   async deleteAll(): Promise<void> {
     throw new Error(DELETE_ALL_IN_TRANSACTION);
   }
-
 
   /** @internal the closure has returned or thrown. */
   [END](): void {

@@ -262,7 +262,6 @@ mod tests {
 
     #[test]
     fn take_due_is_bounded() {
-
         let mut index = AlarmIndex::default();
         let ns = index.namespace("Room");
         for n in 0..10 {

@@ -1,7 +1,7 @@
 //! One table: every error the core can raise → the JS class it becomes and its exact message.
 //!
-//! Errors cross the napi boundary as `napi::Error` whose `code` is the JS class name; the
-//! TypeScript side (`lib/errors.ts`, `fromNative`) turns that code into the real class.
+//! Errors cross the napi boundary as a `napi::Error` whose message is `<JS class>\0<message>`;
+//! the TypeScript side (`fromNative` in `lib/native.ts`) turns that into the real class.
 
 use std::fmt;
 
@@ -19,22 +19,27 @@ pub enum CoreError {
     Sql(String),
     /// Opening or reading an object's database.
     Storage(String),
-    /// The implicit transaction could not commit; it was rolled back.
-    CommitFailed(String),
+    /// The implicit transaction could not commit (SQLite's message and extended code); it was
+    /// rolled back and the object is reset with this error.
+    CommitFailed {
+        message: String,
+        code: i32,
+    },
 }
 
 impl CoreError {
     pub fn js_class(&self) -> &'static str {
         match self {
-            CoreError::IdFormat | CoreError::IdForeign => "TypeError",
-            CoreError::UnknownJurisdiction(_) => "RangeError",
+            CoreError::IdFormat | CoreError::IdForeign | CoreError::UnknownJurisdiction(_) => {
+                "TypeError"
+            }
             CoreError::Random(_)
             | CoreError::NoSuchActor(_)
             | CoreError::RuntimeDb(_)
             | CoreError::Sqlite(_)
             | CoreError::Sql(_)
             | CoreError::Storage(_)
-            | CoreError::CommitFailed(_) => "Error",
+            | CoreError::CommitFailed { .. } => "Error",
         }
     }
 }
@@ -48,17 +53,28 @@ impl fmt::Display for CoreError {
             }
             CoreError::UnknownJurisdiction(j) => write!(
                 f,
-                "Unknown jurisdiction \"{j}\": expected one of eu, fedramp, fedramp-high, us."
+                "durable-node internal: unknown jurisdiction {j:?} (the TS layer validates jurisdictions)"
             ),
             CoreError::Random(e) => write!(f, "could not get random bytes for a unique id: {e}"),
             CoreError::NoSuchActor(h) => {
                 write!(f, "durable-node internal: no actor with handle {h}")
             }
             CoreError::RuntimeDb(e) => write!(f, "runtime database: {e}"),
-            CoreError::Sqlite(m)
-            | CoreError::Sql(m)
-            | CoreError::Storage(m)
-            | CoreError::CommitFailed(m) => f.write_str(m),
+            CoreError::Sqlite(m) | CoreError::Sql(m) | CoreError::Storage(m) => f.write_str(m),
+            // Constraints left violated at commit (deferred foreign keys): workerd's reset
+            // message, which names the primary code only (spec 100).
+            CoreError::CommitFailed { message, code }
+                if code & 0xff == rusqlite::ffi::SQLITE_CONSTRAINT =>
+            {
+                write!(
+                    f,
+                    "Durable Object was reset and rolled back to its last known good state because the application left the database in a state where constraints were violated: {}",
+                    crate::storage::format_error(message, -1, code & 0xff)
+                )
+            }
+            CoreError::CommitFailed { message, code } => {
+                f.write_str(&crate::storage::format_error(message, -1, *code))
+            }
         }
     }
 }

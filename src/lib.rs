@@ -7,10 +7,14 @@
 //! - [`Actors`] holds every object's FIFO event queue and input gate ([`actor::Actor`]). JS enqueues
 //!   opaque event tokens, drains the ones the gate lets through and runs their handlers on its own
 //!   thread; storage and `blockConcurrencyWhile` hold and release the gate.
+//! - [`Storage`] is one object's SQLite database ([`storage::Database`]): user SQL, the `_cf_KV`
+//!   table, the implicit per-turn transaction, savepoints, the alarm row.
+//! - [`Alarms`] is the runtime-wide alarm index ([`alarm::AlarmIndex`]); JS keeps one timer for
+//!   its earliest entry, so no Rust thread ever calls into JS.
 //! - [`RuntimeStore`] is `runtime.sqlite` of a persisted runtime (namespace keys).
 //!
-//! Logic lives in plain modules (`id`, `actor`, `runtime_db`) tested with `cargo test`; this file only
-//! converts values and errors ([`error::CoreError`] → `napi::Error`).
+//! Logic lives in plain modules (`id`, `actor`, `storage`, `alarm`, `runtime_db`) tested with
+//! `cargo test`; this file only converts values and errors ([`error::CoreError`] → `napi::Error`).
 
 #![deny(clippy::all)]
 

@@ -1,7 +1,7 @@
 //! `runtime.sqlite`: state of a persisted runtime that belongs to no single object.
 //!
-//! For now it holds each namespace's unique key, so that ids stay stable across restarts;
-//! the alarm index and applied migrations will live here too.
+//! Each namespace's unique key, so that ids stay stable across restarts, and the persisted alarm
+//! index (`alarms`, see `alarm.rs`); applied migrations will live here too.
 
 use std::path::Path;
 

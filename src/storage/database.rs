@@ -135,9 +135,19 @@ impl Database {
         }
         let result = self.internal(|conn| Ok(conn.execute_batch("COMMIT")?));
         if let Err(CoreError::Sqlite(_)) = result {
-            let message = self.last_error_message();
+            // SAFETY: this connection's live handle; read before the rollback below.
+            let (message, extended) = unsafe {
+                let db = self.handle();
+                let message = std::ffi::CStr::from_ptr(ffi::sqlite3_errmsg(db))
+                    .to_string_lossy()
+                    .into_owned();
+                (message, ffi::sqlite3_extended_errcode(db))
+            };
             self.rollback();
-            return Err(CoreError::CommitFailed(message));
+            return Err(CoreError::CommitFailed {
+                message,
+                code: extended,
+            });
         }
         result
     }
