@@ -137,8 +137,68 @@ describe('env from "cloudflare:workers"', () => {
   });
 });
 
+describe("class names (state is kept by class name)", () => {
+  it("two different classes under one name → Error naming the binding", () => {
+    const Twin = { IdProbe: class extends OtherProbe {} }.IdProbe;
+    expectThrow(
+      () => createRuntime({ durableObjects: { A: IdProbe, B: Twin } }),
+      Error,
+      'durableObjects.B: the name "IdProbe" is already bound to a different class or with different options; state is kept by class name, so each name must mean one class.',
+    );
+  });
+
+  it("one class bound twice with different options → Error; with the same options it is one namespace", () => {
+    expectThrow(
+      () => createRuntime({ durableObjects: { A: IdProbe, B: { class: IdProbe, sqlite: false } } }),
+      Error,
+      'durableObjects.B: the name "IdProbe" is already bound to a different class or with different options; state is kept by class name, so each name must mean one class.',
+    );
+    const rt = start({ durableObjects: { A: IdProbe, B: { class: IdProbe } } });
+    expect(binding(rt, "A").idFromName("x").toString()).toBe(binding(rt, "B").idFromName("x").toString());
+  });
+
+  it("className names the state's folder, whatever the class is called (minified code)", async () => {
+    const dir = tempDir();
+    const rt = start({ durableObjects: { NS: { class: IdProbe, className: "Room" } }, persist: dir });
+    const stub = binding(rt).getByName("a");
+    await rt.runInDurableObject(stub, (_instance, ctx) => ctx.storage.put("k", 1));
+    expect(existsSync(join(dir, "Room", `${stub.id}.sqlite`))).toBe(true);
+    expect(existsSync(join(dir, "IdProbe"))).toBe(false);
+
+  });
+
+  it("an empty className or an anonymous class → TypeError", () => {
+    expectThrow(
+      () => createRuntime({ durableObjects: { NS: { class: IdProbe, className: "" } } }),
+      TypeError,
+      'durableObjects.NS.className: expected a non-empty string, got string "".',
+    );
+    const anonymous = (() => class extends IdProbe {})();
+    Object.defineProperty(anonymous, "name", { value: "" });
+    expectThrow(
+      () => createRuntime({ durableObjects: { NS: anonymous } }),
+      TypeError,
+      "durableObjects.NS: the class has no name; give it one, or { className }.",
+    );
+  });
+
+  it("compatibilityDate must be YYYY-MM-DD and compatibilityFlags an array of strings", () => {
+    expectThrow(
+      () => createRuntime({ compatibilityDate: "2026-2-24" }),
+      TypeError,
+      'createRuntime(options): compatibilityDate must be a date as YYYY-MM-DD, got string "2026-2-24".',
+    );
+    expectThrow(
+      () => createRuntime({ compatibilityFlags: "delete_all_preserves_alarm" as never }),
+      TypeError,
+      'createRuntime(options): compatibilityFlags must be an array of strings, got string "delete_all_preserves_alarm".',
+    );
+  });
+});
+
 describe("bad options", () => {
   const expected = "expected a Durable Object class (a constructor) or { class, sqlite?, uniqueKey? }";
+
 
   it("durableObjects entry that is a number → TypeError", () => {
     expectThrow(

@@ -84,7 +84,11 @@ async function durableObjectClasses(config: WorkerConfig): Promise<Record<string
     if (typeof Class !== "function") {
       throw new ConfigError(`${key}.class_name: "${binding.className}" is not exported by ${config.main}`);
     }
-    classes[binding.name] = { class: Class as DurableObjectClassOptions["class"], sqlite: !config.kvClasses.has(binding.className) };
+    classes[binding.name] = {
+      class: Class as DurableObjectClassOptions["class"],
+      className: binding.className,
+      sqlite: !config.kvClasses.has(binding.className),
+    };
   });
   return classes;
 }

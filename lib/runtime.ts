@@ -21,6 +21,11 @@ export interface DurableObjectClassOptions {
   sqlite?: boolean;
   /** workerd's `uniqueKey`: the same key gives byte-identical ids. Default: random, persisted. */
   uniqueKey?: string;
+  /**
+   * The name the namespace's state is kept under (folder, ids, alarms): wrangler's `class_name`.
+   * Default: the class's own `name`, which a minifier may change — set it for code you bundle.
+   */
+  className?: string;
 }
 
 export interface RuntimeOptions {
@@ -102,7 +107,7 @@ class RuntimeImpl implements Runtime, ActorSystem {
     this.#persistDir = dir;
     this.#fullSync = durability(options.durability);
     this.#store = dir === undefined ? undefined : call(() => new native.RuntimeStore(dir));
-    this.compat = compat(options.compatibilityDate, options.compatibilityFlags);
+    this.compat = compat(compatibilityDate(options.compatibilityDate), compatibilityFlags(options.compatibilityFlags));
     const alarmTimeoutMs = positiveMs(options.alarmTimeoutMs, DEFAULT_ALARM_TIMEOUT_MS, "alarmTimeoutMs");
     this.alarms = new AlarmScheduler(
       call(() => new native.Alarms(dir ?? null)),
@@ -130,14 +135,24 @@ class RuntimeImpl implements Runtime, ActorSystem {
     if (typeof classes !== "object" || typeof bindings !== "object") {
       throw new TypeError("createRuntime(options): durableObjects and bindings must be objects.");
     }
-    const cores = new Map<DurableObjectClass, NamespaceCore>();
+    const specs = new Map<string, DurableObjectClassOptions>();
     for (const [binding, entry] of Object.entries(classes)) {
       const spec = classOptions(binding, entry);
-      let core = cores.get(spec.class);
+      const className = spec.className ?? spec.class.name;
+      if (!className) {
+        throw new TypeError(`durableObjects.${binding}: the class has no name; give it one, or { className }.`);
+      }
+      const earlier = specs.get(className);
+      if (earlier !== undefined && !sameNamespace(earlier, spec)) {
+        throw new Error(
+          `durableObjects.${binding}: the name "${className}" is already bound to a different class or with different options; state is kept by class name, so each name must mean one class.`,
+        );
+      }
+      specs.set(className, spec);
+      let core = this.#cores.get(className);
       if (core === undefined) {
-        core = this.#namespace(spec);
-        cores.set(spec.class, core);
-        this.exports[core.className] = new DurableObjectNamespace(core);
+        core = this.#namespace(className, spec);
+        this.exports[className] = new DurableObjectNamespace(core);
       }
       this.env[binding] = new DurableObjectNamespace(core);
     }
@@ -149,8 +164,7 @@ class RuntimeImpl implements Runtime, ActorSystem {
     }
   }
 
-  #namespace(spec: DurableObjectClassOptions): NamespaceCore {
-    const className = spec.class.name;
+  #namespace(className: string, spec: DurableObjectClassOptions): NamespaceCore {
     const uniqueKey =
       spec.uniqueKey ?? (this.#store ? call(() => this.#store!.namespaceKey(className)) : native.randomUniqueKey());
     const core = new NamespaceCore(
@@ -261,10 +275,17 @@ function classOptions(binding: string, entry: unknown): DurableObjectClassOption
   if (spec!.sqlite !== undefined && typeof spec!.sqlite !== "boolean") {
     throw new TypeError(`durableObjects.${binding}.sqlite: expected a boolean, got ${describe(spec!.sqlite)}.`);
   }
+  if (spec!.className !== undefined && (typeof spec!.className !== "string" || spec!.className === "")) {
+    throw new TypeError(`durableObjects.${binding}.className: expected a non-empty string, got ${describe(spec!.className)}.`);
+  }
   if (spec!.uniqueKey !== undefined && typeof spec!.uniqueKey !== "string") {
     throw new TypeError(`durableObjects.${binding}.uniqueKey: expected a string, got ${describe(spec!.uniqueKey)}.`);
   }
   return spec!;
+}
+
+function sameNamespace(a: DurableObjectClassOptions, b: DurableObjectClassOptions): boolean {
+  return a.class === b.class && (a.sqlite ?? true) === (b.sqlite ?? true) && a.uniqueKey === b.uniqueKey;
 }
 
 function describe(value: unknown): string {
@@ -278,6 +299,22 @@ function positiveMs(value: unknown, fallback: number, name: string): number {
   if (value === undefined) return fallback;
   if (typeof value !== "number" || !(value > 0) || !Number.isFinite(value)) {
     throw new TypeError(`createRuntime(options): ${name} must be a positive number of milliseconds, got ${describe(value)}.`);
+  }
+  return value;
+}
+
+function compatibilityDate(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "string" || !/^\d{4}-\d{2}-\d{2}$/.test(value)) {
+    throw new TypeError(`createRuntime(options): compatibilityDate must be a date as YYYY-MM-DD, got ${describe(value)}.`);
+  }
+  return value;
+}
+
+function compatibilityFlags(value: unknown): string[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value) || value.some((flag) => typeof flag !== "string")) {
+    throw new TypeError(`createRuntime(options): compatibilityFlags must be an array of strings, got ${describe(value)}.`);
   }
   return value;
 }
