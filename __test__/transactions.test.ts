@@ -503,10 +503,56 @@ describe("transactionSync() (spec 89–94)", () => {
     expect(await inside(runtime, "alarm", (storage) => storage.getAlarm())).toBe(at);
   });
 
-  it.todo(
-    "an SQLite critical error (SQLITE_FULL) inside the callback, then a normal return → 'Cannot commit transaction due to an earlier SQL critical error' (spec 94): needs a way to fill the database; workerd uses the experimental-only sql.setMaxPageCountForTest",
-  );
+  it("SQLITE_FULL inside the callback, caught, then a normal return → Cannot commit transaction due to an earlier SQL critical error; the object is broken with the critical error (spec 94, 101)", async () => {
+    // The database is filled with workerd's experimental sql.setMaxPageCountForTest.
+    const runtime = start({ compatibilityFlags: ["experimental"] });
+    await inside(runtime, "full", (storage) => {
+      storage.sql.exec("CREATE TABLE t(x); INSERT INTO t VALUES ('kept')");
+    });
+    const seen: Record<string, string> = {};
+    const request = await rejection(
+      inside(runtime, "full", (storage) => {
+        const sql = storage.sql as typeof storage.sql & { setMaxPageCountForTest(pages: number): number };
+        sql.setMaxPageCountForTest(sql.databaseSize / 4096);
+        try {
+          storage.transactionSync(() => {
+            try {
+              sql.exec("INSERT INTO t VALUES (randomblob(100000))");
+            } catch (err) {
+              seen.inner = (err as Error).message;
+            }
+          });
+        } catch (err) {
+          seen.outer = (err as Error).message;
+        }
+        try {
+          sql.exec("SELECT 1");
+        } catch (err) {
+          seen.later = (err as Error).message;
+        }
+        return "released";
+      }),
+    );
+    expect(seen).toEqual({
+      inner: "database or disk is full: SQLITE_FULL",
+      outer: "Cannot commit transaction due to an earlier SQL critical error",
+      later: "database or disk is full: SQLITE_FULL",
+    });
+    expect(request.message, "the output gate is broken: the request fails").toBe("database or disk is full: SQLITE_FULL");
+    expect(request.durableObjectReset).toBe(true);
+    const rows = await inside(runtime, "full", (storage) => storage.sql.exec("SELECT x FROM t").toArray());
+    expect(rows, "a new instance sees the last good state").toEqual([{ x: "kept" }]);
+  });
+
+  it("sql.setMaxPageCountForTest exists only with the experimental flag (spec 6)", async () => {
+    const plain = await inside(start(), "p", (storage) => typeof (storage.sql as unknown as Record<string, unknown>).setMaxPageCountForTest);
+    const experimental = await inside(start({ compatibilityFlags: ["experimental"] }), "p", (storage) =>
+      typeof (storage.sql as unknown as Record<string, unknown>).setMaxPageCountForTest,
+    );
+    expect({ plain, experimental }).toEqual({ plain: "undefined", experimental: "function" });
+  });
 });
+
 
 describe("implicit transactions and gates (spec 95–100)", () => {
   it("the writes of one turn commit together: sync() makes one turn durable, abort() drops the next one whole (spec 95, 99)", async () => {

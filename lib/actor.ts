@@ -185,6 +185,11 @@ export class ActorHost implements StorageHost, AlarmHost {
     // transaction() still open, which holds them. A failed commit resets the object, which
     // answers this event too.
     const storage = this.#storage;
+    // A critical SQLite error broke the output gate: nothing this turn produced may leave.
+    if (storage?.critical) {
+      this.fail(storage.critical);
+      return;
+    }
     if (storage?.unconfirmed) {
       if (storage.transactions > 0) {
         void storage.whenNoTransaction().then(() => this.#settle(event, ok, value));
@@ -271,6 +276,10 @@ export class ActorHost implements StorageHost, AlarmHost {
 
   get deleteAllDeletesAlarm(): boolean {
     return this.system.compat.deleteAllDeletesAlarm;
+  }
+
+  get experimental(): boolean {
+    return this.system.compat.experimental;
   }
 
   /** `abort(reason, { retryAlarm: false })`: the alarm run in progress is not retried. */

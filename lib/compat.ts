@@ -3,6 +3,8 @@
 export interface Compat {
   /** `deleteAll()` also deletes the alarm (default from 2026-02-24). */
   readonly deleteAllDeletesAlarm: boolean;
+  /** The `experimental` flag: APIs such as `sql.setMaxPageCountForTest`. */
+  readonly experimental: boolean;
 }
 
 export function compat(date: string | undefined, flags: readonly string[] = []): Compat {
@@ -11,5 +13,6 @@ export function compat(date: string | undefined, flags: readonly string[] = []):
     flags.includes(on) || (!flags.includes(off) && day >= since);
   return {
     deleteAllDeletesAlarm: flag("delete_all_deletes_alarm", "delete_all_preserves_alarm", "2026-02-24"),
+    experimental: flags.includes("experimental"),
   };
 }

@@ -15,6 +15,14 @@ export class SqlStorage {
   constructor(core: StorageCore, guard: InstanceGuard) {
     this.#core = core;
     this.#guard = guard;
+    if (core.host?.experimental) {
+      Object.defineProperty(this, "setMaxPageCountForTest", {
+        value: (pages: number) => {
+          guard();
+          return core.setMaxPageCount(pages);
+        },
+      });
+    }
   }
 
   exec<T extends Row = Row>(query: string, ...bindings: unknown[]): SqlStorageCursor<T> {
@@ -23,6 +31,12 @@ export class SqlStorage {
     for (let i = 0; i < bindings.length; i++) bindings[i] = bindValue(bindings[i]);
     return new SqlStorageCursor<T>(CREATE, this.#core.exec(`${query}`, bindings as Bound[]));
   }
+
+  /**
+   * workerd's experimental `setMaxPageCountForTest` (only with the `experimental` flag, spec 6):
+   * caps the database's pages so that a test can reach SQLITE_FULL.
+   */
+  declare readonly setMaxPageCountForTest?: (pages: number) => number;
 
   get databaseSize(): number {
     this.#guard();

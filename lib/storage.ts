@@ -3,7 +3,7 @@
 
 import type { KvRows, Storage as NativeStorage } from "../native/binding.js";
 import { argumentTypeError } from "./errors.js";
-import { call, fromNative, native } from "./native.js";
+import { fromNative, native } from "./native.js";
 import { SqlStorage } from "./sql.js";
 import { afterTurn } from "./turn.js";
 import { lazy, moveConstructorLast } from "./state.js";
@@ -31,6 +31,7 @@ export interface StorageHost {
   alarmChangedByObject(): void;
   clockNow(): number;
   readonly deleteAllDeletesAlarm: boolean;
+  readonly experimental: boolean;
 }
 
 export interface StorageOptions {
@@ -72,6 +73,11 @@ export class StorageCore {
    */
   era = 0;
   #closed = false;
+  /**
+   * An SQLite critical error of this instance (spec 101): the turn's writes are rolled back, every
+   * later operation throws it, and the object resets once the turn ends.
+   */
+  critical: Error | undefined;
   /** Writes issued and writes confirmed (committed or discarded): the output gate compares them. */
   #writes = 0;
   #confirmed = 0;
@@ -161,15 +167,15 @@ export class StorageCore {
   }
 
   getAlarm(): number | null {
-    return call(() => this.db.getAlarm());
+    return this.native(() => this.db.getAlarm());
   }
 
   /** Stores the alarm (in the turn's transaction) and files the object for it. */
   setAlarm(time: number | null): void {
     const db = this.db;
-    call(() => db.setAlarm(time));
+    this.native(() => db.setAlarm(time));
     const name = this.host?.name;
-    if (time !== null && name !== undefined) call(() => db.setName(name));
+    if (time !== null && name !== undefined) this.native(() => db.setName(name));
     if (time !== null) this.host?.fileAlarm(time);
     this.#alarmTouched = true;
     this.wrote();
@@ -194,6 +200,36 @@ export class StorageCore {
     this.#newEra();
     this.#db?.rollback();
     this.#confirmed = this.#writes;
+    this.critical = undefined;
+  }
+
+  /**
+   * Runs a call into the database. SQLite's critical errors (the disk full or failing, memory out,
+   * an interrupt) leave no safe state to go on from: the turn's writes are undone and storage stays
+   * broken until the object resets.
+   */
+  native<T>(fn: () => T): T {
+    if (this.critical) throw this.critical;
+    try {
+      return fn();
+    } catch (err) {
+      const error = fromNative(err) as Error;
+      if (CRITICAL.test(error.message)) {
+        this.#newEra();
+        this.#db?.rollback();
+        this.#confirmed = this.#writes;
+        this.critical = error;
+        const host = this.host;
+        afterTurn(() => {
+          if (this.critical === error) host?.fail(error);
+        });
+      }
+      throw error;
+    }
+  }
+
+  setMaxPageCount(pages: number): number {
+    return this.native(() => this.db.setMaxPageCount(pages));
   }
 
   /** The instance was evicted: a transaction it left open is undone; files are closed. */
@@ -228,7 +264,7 @@ export class StorageCore {
     const db = this.db;
     let statement = this.#statements.get(query);
     if (statement === undefined) {
-      const handle = call(() => db.prepare(query));
+      const handle = this.native(() => db.prepare(query));
       statement = { handle, columns: [], bytes: 0 };
       this.#remember(query, statement);
     } else if (this.#lastQuery !== query) {
@@ -237,12 +273,9 @@ export class StorageCore {
       this.#statements.set(query, statement);
     }
     this.#lastQuery = query;
-    let flat: SqlValue[];
-    try {
-      flat = statement.handle >= 0 ? db.run(statement.handle, bindings) : db.exec(query, bindings);
-    } catch (err) {
-      throw fromNative(err);
-    }
+    const flat = this.native(() =>
+      statement.handle >= 0 ? db.run(statement.handle, bindings) : db.exec(query, bindings),
+    );
     this.wrote();
     return unpack(flat, statement);
   }
@@ -261,7 +294,7 @@ export class StorageCore {
   }
 
   databaseSize(): number {
-    return call(() => this.db.databaseSize());
+    return this.native(() => this.db.databaseSize());
   }
 
   /**
@@ -282,12 +315,12 @@ export class StorageCore {
   }
 
   get(key: string): unknown {
-    const bytes = call(() => this.db.kvGet(key));
+    const bytes = this.native(() => this.db.kvGet(key));
     return bytes === null ? undefined : deserialize(new Uint8Array(bytes));
   }
 
   getMany(keys: string[]): Map<string, unknown> {
-    return toMap(call(() => this.db.kvGetMany(keys)));
+    return toMap(this.native(() => this.db.kvGetMany(keys)));
   }
 
   put(entries: [string, unknown][]): void {
@@ -295,31 +328,31 @@ export class StorageCore {
     const values = entries.map(([, v]) => serialize(v));
     if (!this.sqlite) checkLegacyPut(keys, values);
     const db = this.db;
-    if (keys.length === 1) call(() => db.kvPutOne(keys[0], values[0]));
-    else call(() => db.kvPut(keys, values));
+    if (keys.length === 1) this.native(() => db.kvPutOne(keys[0], values[0]));
+    else this.native(() => db.kvPut(keys, values));
     this.wrote();
   }
 
   delete(keys: string[]): number {
-    const deleted = call(() => this.db.kvDelete(keys));
+    const deleted = this.native(() => this.db.kvDelete(keys));
     this.wrote();
     return deleted;
   }
 
   list(options: ListRange): Map<string, unknown> {
-    return toMap(call(() => this.db.kvList(options)));
+    return toMap(this.native(() => this.db.kvList(options)));
   }
 
   listEntries(options: ListRange): [string, unknown][] {
     const entries: [string, unknown][] = [];
-    eachPair(call(() => this.db.kvList(options)), (key, value) => entries.push([key, value]));
+    eachPair(this.native(() => this.db.kvList(options)), (key, value) => entries.push([key, value]));
     return entries;
   }
 
   /** Wipes everything; the alarm too unless compatibility keeps it (spec 51). */
   deleteAll(): void {
     const kept = this.host?.deleteAllDeletesAlarm === false ? this.getAlarm() : null;
-    call(() => this.db.deleteAll());
+    this.native(() => this.db.deleteAll());
     this.#writes++;
     this.#alarmTouched = true;
     if (kept !== null) this.setAlarm(kept);
@@ -368,6 +401,9 @@ function unpack(flat: SqlValue[], statement: Statement): SqlRows {
     rowsWritten: flat[n - 1] as number,
   };
 }
+
+/** SQLite's critical result codes, as the core words them (`…: SQLITE_FULL`, `(extended: SQLITE_IOERR_…)`). */
+const CRITICAL = /: SQLITE_(FULL|IOERR|NOMEM|INTERRUPT)\b/;
 
 function toMap(rows: KvRows): Map<string, unknown> {
   const map = new Map<string, unknown>();
@@ -630,7 +666,7 @@ export class DurableObjectStorage extends KvMethods {
     const core = this.core;
     const host = core.host;
     const epoch = host?.hold();
-    const depth = call(() => core.db.savepoint());
+    const depth = core.native(() => core.db.savepoint());
     const era = core.era;
     core.transactions++;
     const txn = new DurableObjectTransaction(TXN, core, depth, this.guard);
@@ -644,7 +680,7 @@ export class DurableObjectStorage extends KvMethods {
       // A reset or eviction while the closure ran has already undone it; what follows is not ours.
       if (core.era === era) {
         try {
-          call(() => core.db.endSavepoint(depth, committed));
+          core.native(() => core.db.endSavepoint(depth, committed));
         } finally {
           core.transactionEnded();
         }
@@ -679,15 +715,20 @@ export class DurableObjectStorage extends KvMethods {
     const core = this.core;
     if (!core.sqlite) throw new Error("Durable Object is not backed by SQL.");
     if (typeof closure !== "function") throw argumentTypeError("transactionSync", STORAGE, 1, "function");
-    const depth = call(() => core.db.savepoint());
+    const depth = core.native(() => core.db.savepoint());
+    const era = core.era;
     let result: T;
     try {
       result = closure();
     } catch (err) {
-      call(() => core.db.endSavepoint(depth, false));
+      if (core.era === era) core.native(() => core.db.endSavepoint(depth, false));
       throw err;
     }
-    call(() => core.db.endSavepoint(depth, true));
+    // A critical error inside already undid the transaction; returning normally cannot commit it.
+    if (core.era !== era && core.critical) {
+      throw new Error("Cannot commit transaction due to an earlier SQL critical error");
+    }
+    core.native(() => core.db.endSavepoint(depth, true));
     core.wrote();
     return result;
   }
@@ -746,7 +787,7 @@ export class DurableObjectTransaction extends KvMethods {
     if (this.#state === "rolledBack") return;
     this.check("rollback");
     this.#state = "rolledBack";
-    call(() => this.core.db.rollbackSavepoint(this.#depth));
+    this.core.native(() => this.core.db.rollbackSavepoint(this.#depth));
   }
 
   async deleteAll(): Promise<void> {

@@ -423,6 +423,11 @@ impl Storage {
     }
 
     #[napi(catch_unwind)]
+    pub fn set_max_page_count(&mut self, pages: f64) -> Result<f64> {
+        Ok(self.db()?.set_max_page_count(pages as i64)? as f64)
+    }
+
+    #[napi(catch_unwind)]
     pub fn delete_all(&mut self) -> Result<()> {
         Ok(self.db()?.delete_all()?)
     }

@@ -197,6 +197,18 @@ impl Database {
         self.refresh_kv_table()
     }
 
+    /// `PRAGMA max_page_count` (workerd's experimental `sql.setMaxPageCountForTest`): lets a test
+    /// fill the database to reach SQLITE_FULL. Returns the limit now in force.
+    pub fn set_max_page_count(&self, pages: i64) -> Result<i64, CoreError> {
+        self.internal(|conn| {
+            Ok(
+                conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
+    }
+
     /// (page_count − freelist_count) × page_size; a fresh database has its first page.
     pub fn database_size(&self) -> Result<f64, CoreError> {
         let pragma = |name: &str| -> Result<i64, CoreError> {
