@@ -190,3 +190,32 @@ describe("the output gate and transactions of other events", () => {
     expect(await env.LEFT.getByName("a").stuckTransaction()).toBe("answered");
   });
 });
+
+describe("open database files", () => {
+  it("past maxOpenDatabases, idle objects close their files and reopen them when used", async () => {
+    const dir = tempDir();
+    const env = start({ persist: dir, maxOpenDatabases: 3 });
+    const names = ["a", "b", "c", "d", "e", "f"];
+    for (const name of names) await env.NOTES.getByName(name).write("k", name);
+    const openFiles = () =>
+      fs
+        .readdirSync("/proc/self/fd")
+        .map((fd) => {
+          try {
+            return fs.readlinkSync(`/proc/self/fd/${fd}`);
+          } catch {
+            return "";
+          }
+        })
+        .filter((target) => target.startsWith(path.join(dir, "Notes")) && target.endsWith(".sqlite")).length;
+    expect(openFiles()).toBeLessThanOrEqual(3);
+    for (const name of names) expect(await env.NOTES.getByName(name).read("k")).toBe(name);
+    expect(openFiles()).toBeLessThanOrEqual(3);
+  });
+
+  it("maxOpenDatabases must be a positive integer", () => {
+    expect(() => start({ maxOpenDatabases: 0 })).toThrow(
+      new TypeError("createRuntime(options): maxOpenDatabases must be a positive integer, got number 0."),
+    );
+  });
+});

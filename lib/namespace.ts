@@ -6,6 +6,7 @@ import { ActorHost, type ActorClass, type ActorSystem } from "./actor.js";
 import { argumentTypeError } from "./errors.js";
 import { DurableObjectId, makeId } from "./id.js";
 import { call } from "./native.js";
+import type { OpenFiles } from "./open-files.js";
 import type { StorageOptions } from "./storage.js";
 import { makeStub, type DurableObjectStub } from "./stub.js";
 
@@ -23,6 +24,7 @@ export interface NamespaceOptions {
   /** synchronous=FULL rather than NORMAL. */
   readonly fullSync: boolean;
   readonly alarmNamespace: number;
+  readonly files: OpenFiles | undefined;
 }
 
 /** The class and objects behind one namespace, shared by every binding to that class. */
@@ -35,6 +37,7 @@ export class NamespaceCore implements ActorClass {
   readonly persistDir: string | undefined;
   readonly fullSync: boolean;
   readonly alarmNamespace: number;
+  readonly files: OpenFiles | undefined;
 
   constructor(
     readonly system: ActorSystem & { onHost(host: ActorHost): void },
@@ -48,6 +51,7 @@ export class NamespaceCore implements ActorClass {
     this.persistDir = options.persistDir;
     this.fullSync = options.fullSync;
     this.alarmNamespace = options.alarmNamespace;
+    this.files = options.files;
   }
 
   /** The host of the object with id `hex` (the alarm scheduler knows objects by id only). */
@@ -60,6 +64,7 @@ export class NamespaceCore implements ActorClass {
       path: this.persistDir && path.join(this.persistDir, this.className, `${hex}.sqlite`),
       sqlite: this.sqlite,
       fullSync: this.fullSync,
+      files: this.files,
       label: `${this.className} ${hex}`,
     };
   }

@@ -9,6 +9,7 @@ import { compat, type Compat } from "./compat.js";
 import { DurableObjectId } from "./id.js";
 import { call, native } from "./native.js";
 import { DurableObjectNamespace, NamespaceCore } from "./namespace.js";
+import { OpenFiles } from "./open-files.js";
 import type { DurableObjectState } from "./state.js";
 import type { DurableObjectStub } from "./stub.js";
 import { clearAmbient, setAmbient } from "./workers.js";
@@ -39,6 +40,11 @@ export interface RuntimeOptions {
    * "full": synchronous=FULL, they also survive power loss, at several times the commit cost.
    */
   durability?: "normal" | "full";
+  /**
+   * How many persisted objects may keep their database files open at once (each holds three file
+   * descriptors); past it, idle ones close their files until used again. Default 256.
+   */
+  maxOpenDatabases?: number;
   /** Evict an object after this long without events. Default 70 s (Cloudflare: 70–140 s). */
   idleTimeoutMs?: number;
   /** How long blockConcurrencyWhile() may run before the object is reset. Default 30 s. */
@@ -71,6 +77,7 @@ export interface Runtime {
 const DEFAULT_IDLE_MS = 70_000;
 const DEFAULT_BCW_TIMEOUT_MS = 30_000;
 const DEFAULT_ALARM_TIMEOUT_MS = 15 * 60_000;
+const DEFAULT_MAX_OPEN_DATABASES = 256;
 
 export function createRuntime(options: RuntimeOptions = {}): Runtime {
   return new RuntimeImpl(options);
@@ -88,6 +95,7 @@ class RuntimeImpl implements Runtime, ActorSystem {
   readonly #cores = new Map<string, NamespaceCore>();
   readonly #store: RuntimeStore | undefined;
   readonly #persistDir: string | undefined;
+  readonly #files: OpenFiles;
   readonly #fullSync: boolean;
   readonly #sweep: NodeJS.Timeout;
   #token = 0;
@@ -106,6 +114,7 @@ class RuntimeImpl implements Runtime, ActorSystem {
     const dir = persistDir(options.persist);
     this.#persistDir = dir;
     this.#fullSync = durability(options.durability);
+    this.#files = new OpenFiles(positiveCount(options.maxOpenDatabases, DEFAULT_MAX_OPEN_DATABASES, "maxOpenDatabases"));
     this.#store = dir === undefined ? undefined : call(() => new native.RuntimeStore(dir));
     this.compat = compat(compatibilityDate(options.compatibilityDate), compatibilityFlags(options.compatibilityFlags));
     const alarmTimeoutMs = positiveMs(options.alarmTimeoutMs, DEFAULT_ALARM_TIMEOUT_MS, "alarmTimeoutMs");
@@ -178,6 +187,7 @@ class RuntimeImpl implements Runtime, ActorSystem {
         persistDir: this.#persistDir,
         fullSync: this.#fullSync,
         alarmNamespace: this.alarms.index.namespace(className),
+        files: this.#files,
       },
       this,
     );
@@ -299,6 +309,14 @@ function positiveMs(value: unknown, fallback: number, name: string): number {
   if (value === undefined) return fallback;
   if (typeof value !== "number" || !(value > 0) || !Number.isFinite(value)) {
     throw new TypeError(`createRuntime(options): ${name} must be a positive number of milliseconds, got ${describe(value)}.`);
+  }
+  return value;
+}
+
+function positiveCount(value: unknown, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
+    throw new TypeError(`createRuntime(options): ${name} must be a positive integer, got ${describe(value)}.`);
   }
   return value;
 }

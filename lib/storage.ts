@@ -5,6 +5,7 @@ import type { KvRows, Storage as NativeStorage } from "../native/binding.js";
 import { argumentTypeError } from "./errors.js";
 import { fromNative, native } from "./native.js";
 import { SqlStorage } from "./sql.js";
+import type { OpenFiles } from "./open-files.js";
 import { afterTurn } from "./turn.js";
 import { lazy, moveConstructorLast } from "./state.js";
 import { deserialize, deserializeAt, serialize } from "./values.js";
@@ -43,6 +44,8 @@ export interface StorageOptions {
   readonly fullSync: boolean;
   /** Names the object in errors: `Room 0123…`. */
   readonly label: string;
+  /** The runtime's cap on open database files. */
+  readonly files: OpenFiles | undefined;
 }
 
 const KV_LIMITS = { key: 2048, value: 131_072, cushion: 34, keysPerGet: 128 };
@@ -91,6 +94,7 @@ export class StorageCore {
       const { path, label } = this.options;
       try {
         this.#db = new native.Storage(path ?? null, this.options.fullSync);
+        if (path !== undefined) this.options.files?.opened(this);
       } catch (err) {
         const cause = (fromNative(err) as Error).message;
         throw new Error(`Cannot open the database of Durable Object ${label}${path ? ` (${path})` : ""}: ${cause}`);
@@ -245,12 +249,20 @@ export class StorageCore {
     this.#closed = true;
   }
 
+  /** Closes the file to free descriptors, unless a transaction is open; it reopens when used. */
+  closeIfIdle(): boolean {
+    if (this.#db === undefined || this.transactions > 0 || this.options.path === undefined) return false;
+    this.#close();
+    return true;
+  }
+
   /** Closes the file; an in-memory database stays for the runtime's life unless `final`. */
   #close(final = false): void {
     if (this.#db === undefined || (this.options.path === undefined && !final)) return;
     this.flush();
     this.#db?.close();
     this.#db = undefined;
+    this.options.files?.closed(this);
     this.#statements.clear();
     this.#statementBytes = 0;
     this.#lastQuery = undefined;
