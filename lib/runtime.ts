@@ -1,5 +1,6 @@
 // createRuntime(): namespaces, bindings and lifecycle of one set of Durable Objects in this process.
 
+import fs from "node:fs";
 import path from "node:path";
 import type { RuntimeStore } from "../native/binding.js";
 import type { ActorHost, ActorSystem, PendingEvent } from "./actor.js";
@@ -42,7 +43,8 @@ export interface RuntimeOptions {
   durability?: "normal" | "full";
   /**
    * How many persisted objects may keep their database files open at once (each holds three file
-   * descriptors); past it, idle ones close their files until used again. Default 256.
+   * descriptors); past it, idle ones close their files until used again. Default: what the
+   * process's open-files limit allows with room to spare (256 where the limit cannot be read).
    */
   maxOpenDatabases?: number;
   /** Evict an object after this long without events. Default 70 s (Cloudflare: 70–140 s). */
@@ -77,7 +79,7 @@ export interface Runtime {
 const DEFAULT_IDLE_MS = 70_000;
 const DEFAULT_BCW_TIMEOUT_MS = 30_000;
 const DEFAULT_ALARM_TIMEOUT_MS = 15 * 60_000;
-const DEFAULT_MAX_OPEN_DATABASES = 256;
+
 
 export function createRuntime(options: RuntimeOptions = {}): Runtime {
   return new RuntimeImpl(options);
@@ -114,7 +116,7 @@ class RuntimeImpl implements Runtime, ActorSystem {
     const dir = persistDir(options.persist);
     this.#persistDir = dir;
     this.#fullSync = durability(options.durability);
-    this.#files = new OpenFiles(positiveCount(options.maxOpenDatabases, DEFAULT_MAX_OPEN_DATABASES, "maxOpenDatabases"));
+    this.#files = new OpenFiles(positiveCount(options.maxOpenDatabases, defaultOpenDatabases(), "maxOpenDatabases"));
     this.#store = dir === undefined ? undefined : call(() => new native.RuntimeStore(dir));
     this.compat = compat(compatibilityDate(options.compatibilityDate), compatibilityFlags(options.compatibilityFlags));
     const alarmTimeoutMs = positiveMs(options.alarmTimeoutMs, DEFAULT_ALARM_TIMEOUT_MS, "alarmTimeoutMs");
@@ -311,6 +313,21 @@ function positiveMs(value: unknown, fallback: number, name: string): number {
     throw new TypeError(`createRuntime(options): ${name} must be a positive number of milliseconds, got ${describe(value)}.`);
   }
   return value;
+}
+
+/**
+ * Three descriptors per database, a quarter of the limit left to the rest of the process. Closing
+ * and reopening costs milliseconds per object (WAL recovery), so the cap should be as high as the
+ * limit allows.
+ */
+function defaultOpenDatabases(): number {
+  try {
+    const limit = /^Max open files\s+(\d+)/m.exec(fs.readFileSync("/proc/self/limits", "utf8"))?.[1];
+    if (limit !== undefined) return Math.max(64, Math.floor((Number(limit) * 3) / 4 / 3));
+  } catch {
+    // Not Linux: the conservative default below.
+  }
+  return 256;
 }
 
 function positiveCount(value: unknown, fallback: number, name: string): number {
