@@ -2,15 +2,14 @@
 // with SIGKILL; a new child on the same folder fires every alarm that came due meanwhile, within one
 // second of its start, and keeps the ones not yet due.
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { FAR, NEAR, NEAR_DELAY_MS, type Fired } from "./fixtures/alarm-writer.js";
+import { assertFreshBuild, REGISTER, ROOT } from "./helpers.js";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const REGISTER = join(ROOT, "dist", "register.js");
 const WRITER = fileURLToPath(new URL("./fixtures/alarm-writer.ts", import.meta.url));
 const CHILD_LIMIT_MS = 15_000;
 
@@ -18,13 +17,7 @@ const children = new Set<ChildProcess>();
 let folder: string;
 
 beforeAll(() => {
-  if (!existsSync(REGISTER)) throw new Error(`${REGISTER} is missing: run \`npm run build\` first.`);
-  // The children run the build in dist/: it must be the code in lib/.
-  const built = statSync(join(ROOT, "dist", "index.js")).mtimeMs;
-  const stale = readdirSync(join(ROOT, "lib")).filter(
-    (name) => name.endsWith(".ts") && statSync(join(ROOT, "lib", name)).mtimeMs > built,
-  );
-  if (stale.length > 0) throw new Error(`dist/ is older than lib/${stale[0]}: run \`npm run build\` first.`);
+  assertFreshBuild();
   folder = mkdtempSync(join(tmpdir(), "durable-alarm-restart-"));
 });
 afterEach(() => {

@@ -8,6 +8,7 @@ import { createRuntime, ManualClock, type Runtime, type RuntimeOptions } from ".
 import { native } from "../lib/native.js";
 
 import { Alarmed, alarmCtx, NoHandler, type AlarmCtx, type AlarmRun } from "./fixtures/alarm-objects.js";
+import { rejection } from "./helpers.js";
 
 /** A fixed start, far from the real time, so that nothing can pass for the system clock's. */
 const START = 1_900_000_000_000;
@@ -53,15 +54,6 @@ function folder(): string {
 /** Runs `fn` inside the object, as one of its events; its result comes back uncopied. */
 function inObject<T>(runtime: Runtime, stub: unknown, fn: (ctx: AlarmCtx) => T | Promise<T>): Promise<T> {
   return runtime.runInDurableObject(stub as never, (_instance, ctx) => fn(alarmCtx(ctx)));
-}
-
-async function rejection(promise: PromiseLike<unknown>): Promise<any> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error("expected a rejection");
 }
 
 /** Failing runs are reported on the console; the tests check them through their retries instead. */

@@ -2,16 +2,15 @@
 // acknowledged turn and never leaves a turn half applied.
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createRuntime } from "../lib/index.js";
 import { CrashWriter } from "./fixtures/crash-writer.js";
+import { assertFreshBuild, REGISTER, ROOT } from "./helpers.js";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const REGISTER = join(ROOT, "dist", "register.js");
 const WRITER = fileURLToPath(new URL("./fixtures/crash-writer.ts", import.meta.url));
 const TRIALS = 8;
 const NO_ACK_LIMIT_MS = 10_000;
@@ -20,13 +19,7 @@ const children = new Set<ChildProcess>();
 let folder: string;
 
 beforeAll(() => {
-  if (!existsSync(REGISTER)) throw new Error(`${REGISTER} is missing: run \`npm run build\` first.`);
-  // The writer runs the build in dist/, this file checks with lib/: they must be the same code.
-  const built = statSync(join(ROOT, "dist", "index.js")).mtimeMs;
-  const stale = readdirSync(join(ROOT, "lib")).filter(
-    (name) => name.endsWith(".ts") && statSync(join(ROOT, "lib", name)).mtimeMs > built,
-  );
-  if (stale.length > 0) throw new Error(`dist/ is older than lib/${stale[0]}: run \`npm run build\` first.`);
+  assertFreshBuild();
   folder = mkdtempSync(join(tmpdir(), "durable-crash-"));
 });
 afterEach(() => {

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { DurableObject } from "cloudflare:workers";
 import { createRuntime, type Runtime, type RuntimeOptions } from "../lib/index.js";
 import { FailingConstructor, Life } from "./fixtures/lifecycle-objects.js";
+import { rejection } from "./helpers.js";
 
 let runtime: Runtime | undefined;
 
@@ -16,15 +17,6 @@ afterEach(async () => {
   await runtime?.dispose();
   runtime = undefined;
 });
-
-async function rejection(promise: PromiseLike<unknown>): Promise<any> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error("expected a rejection");
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { RpcStub } from "cloudflare:workers";
 import { createRuntime, type Runtime } from "../lib/index.js";
 import { Counter, NoFetch, Plain, Rpc } from "./fixtures/objects.js";
+import { rejection } from "./helpers.js";
 
 let runtime: Runtime;
 let env: Record<string, any>;
@@ -12,15 +13,6 @@ beforeEach(() => {
   env = runtime.env as Record<string, any>;
 });
 afterEach(() => runtime.dispose());
-
-async function rejection(promise: PromiseLike<unknown>): Promise<any> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error("expected a rejection");
-}
 
 describe("calls", () => {
   it("methods are called with copied arguments and return copied results", async () => {

@@ -12,6 +12,7 @@ import {
   type DurableObjectStorage,
   type DurableObjectTransaction,
 } from "./fixtures/txn-objects.js";
+import { rejection } from "./helpers.js";
 
 const runtimes: Runtime[] = [];
 const folders: string[] = [];
@@ -64,15 +65,6 @@ async function failure(fn: () => unknown): Promise<Failure | "no error"> {
     return { name: (err as Error).name, message: (err as Error).message };
   }
   return "no error";
-}
-
-async function rejection(promise: PromiseLike<unknown>): Promise<any> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error("expected a rejection");
 }
 
 function notes(storage: DurableObjectStorage): string[] {
