@@ -1,10 +1,10 @@
 // durable-node: Cloudflare Durable Objects for Node.js — the public entry point.
 
 export { createRuntime } from "./runtime.js";
-export type { Runtime, RuntimeOptions, DurableObjectClass, DurableObjectClassOptions } from "./runtime.js";
+export type { Runtime, RuntimeEnv, RuntimeOptions, DurableObjectClass, DurableObjectClassOptions } from "./runtime.js";
 export { DurableObjectNamespace } from "./namespace.js";
 export { DurableObjectId } from "./id.js";
-export { DurableObjectStub } from "./stub.js";
+export { DurableObjectStub, type Rpc, type TypedStub } from "./stub.js";
 export { DurableObjectState } from "./state.js";
 export { DurableObject, RpcTarget, RpcStub, WorkerEntrypoint, env } from "./workers.js";
 export { ManualClock, type Clock } from "./clock.js";

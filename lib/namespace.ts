@@ -8,7 +8,7 @@ import { DurableObjectId, makeId } from "./id.js";
 import { call } from "./native.js";
 import type { OpenFiles } from "./open-files.js";
 import type { StorageOptions } from "./storage.js";
-import { makeStub, type DurableObjectStub } from "./stub.js";
+import { makeStub, type TypedStub } from "./stub.js";
 
 const JURISDICTIONS = new Set(["eu", "fedramp", "fedramp-high", "us"]);
 const ROUTING_MODES = new Set(["primary-only"]);
@@ -99,7 +99,7 @@ export interface GetOptions {
   routingMode?: string;
 }
 
-export class DurableObjectNamespace {
+export class DurableObjectNamespace<T = unknown> {
   readonly #core: NamespaceCore;
   readonly #jurisdiction: string | undefined;
 
@@ -132,7 +132,7 @@ export class DurableObjectNamespace {
     return makeId(parsed.hex, undefined, parsed.jurisdiction, this.#core);
   }
 
-  get(id: DurableObjectId, options?: GetOptions): DurableObjectStub {
+  get(id: DurableObjectId, options?: GetOptions): TypedStub<T> {
     this.#core.system.assertLive();
     if (!(id instanceof DurableObjectId)) throw argumentTypeError("get", "DurableObjectNamespace", 1, "DurableObjectId");
     if (DurableObjectId.namespaceOf(id) !== this.#core) {
@@ -145,16 +145,16 @@ export class DurableObjectNamespace {
     if (routingMode !== undefined && !ROUTING_MODES.has(routingMode)) {
       throw new RangeError(`unknown routingMode: ${routingMode}`);
     }
-    return makeStub(this.#core.host, id);
+    return makeStub(this.#core.host, id) as TypedStub<T>;
   }
 
-  getByName(name: string, options?: GetOptions): DurableObjectStub {
+  getByName(name: string, options?: GetOptions): TypedStub<T> {
     return this.get(this.idFromName(name), options);
   }
 
-  jurisdiction(jurisdiction: string | null | undefined): DurableObjectNamespace {
-    if (jurisdiction === null || jurisdiction === undefined) return new DurableObjectNamespace(this.#core);
-    return new DurableObjectNamespace(this.#core, checkJurisdiction(jurisdiction));
+  jurisdiction(jurisdiction: string | null | undefined): DurableObjectNamespace<T> {
+    if (jurisdiction === null || jurisdiction === undefined) return new DurableObjectNamespace<T>(this.#core);
+    return new DurableObjectNamespace<T>(this.#core, checkJurisdiction(jurisdiction));
   }
 }
 

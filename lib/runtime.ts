@@ -60,8 +60,19 @@ export interface RuntimeOptions {
   compatibilityFlags?: string[];
 }
 
-export interface Runtime {
-  readonly env: Record<string, unknown>;
+type ClassOf<Entry> = Entry extends { class: infer C } ? C : Entry;
+type InstanceOf<C> = C extends abstract new (...args: any[]) => infer I ? I : never;
+
+/**
+ * `env` as the options describe it: a typed namespace per Durable Object binding (stubs expose the
+ * class's methods over RPC), and the other bindings with their own types.
+ */
+export type RuntimeEnv<O extends RuntimeOptions> = {
+  readonly [K in keyof O["durableObjects"]]: DurableObjectNamespace<InstanceOf<ClassOf<O["durableObjects"][K]>>>;
+} & (O["bindings"] extends Record<string, unknown> ? O["bindings"] : {});
+
+export interface Runtime<Env = Record<string, unknown>> {
+  readonly env: Env;
   /** Drops the object's instance as if it had been idle; its next event constructs a new one. */
   evict(stub: DurableObjectStub): Promise<void>;
   /** Runs the object's alarm now, due or not; resolves whether one ran (a failure rejects). */
@@ -81,8 +92,8 @@ const DEFAULT_BCW_TIMEOUT_MS = 30_000;
 const DEFAULT_ALARM_TIMEOUT_MS = 15 * 60_000;
 
 
-export function createRuntime(options: RuntimeOptions = {}): Runtime {
-  return new RuntimeImpl(options);
+export function createRuntime<const O extends RuntimeOptions = {}>(options?: O): Runtime<RuntimeEnv<O>> {
+  return new RuntimeImpl(options ?? {}) as unknown as Runtime<RuntimeEnv<O>>;
 }
 
 class RuntimeImpl implements Runtime, ActorSystem {

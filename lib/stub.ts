@@ -124,6 +124,23 @@ const STUB_HANDLER: ProxyHandler<DurableObjectStub> = {
   },
 };
 
+/**
+ * What a caller sees of an object's class through a stub: each method as an RPC call returning
+ * a Promise of its (awaited) result, each other public member as a Promise of its value.
+ * (Pipelining — calling on a result before awaiting it — works at runtime beyond these types.)
+ */
+export type Rpc<T> = {
+  readonly [K in keyof T as K extends keyof DurableObjectStub ? never : K]: T[K] extends (...args: infer A) => infer R
+    ? (...args: A) => Pipelined<Awaited<R>>
+    : Pipelined<Awaited<T[K]>>;
+};
+
+/** A result not awaited yet, on which calls already work (`stub.session(u).click()`). */
+export type Pipelined<R> = Promise<R> & (R extends object ? Rpc<R> : unknown);
+
+/** A stub to an object of class `T`: its id, name and fetch, and `T`'s members over RPC. */
+export type TypedStub<T = unknown> = DurableObjectStub & Rpc<T>;
+
 export function makeStub(lookup: HostLookup, id: DurableObjectId): DurableObjectStub {
   return registerStub(new Proxy(new DurableObjectStub(lookup, id), STUB_HANDLER));
 }

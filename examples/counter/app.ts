@@ -6,7 +6,7 @@ import { createRuntime } from "durable-node";
 import { Counter } from "./counter.js";
 
 const runtime = createRuntime({ durableObjects: { COUNTER: Counter } });
-const { COUNTER } = runtime.env as { COUNTER: any };
+const { COUNTER } = runtime.env;
 
 const server = http.createServer(async (req, res) => {
   const [, route, name, user] = new URL(req.url ?? "/", "http://localhost").pathname.split("/");
