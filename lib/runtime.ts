@@ -93,7 +93,9 @@ const DEFAULT_ALARM_TIMEOUT_MS = 15 * 60_000;
 
 
 export function createRuntime<const O extends RuntimeOptions = {}>(options?: O): Runtime<RuntimeEnv<O>> {
-  return new RuntimeImpl(options ?? {}) as unknown as Runtime<RuntimeEnv<O>>;
+  // Only a missing argument means "no options": null and the like are refused by name.
+  return new RuntimeImpl(options === undefined ? {} : options) as unknown as Runtime<RuntimeEnv<O>>;
+
 }
 
 class RuntimeImpl implements Runtime, ActorSystem {
