@@ -1,7 +1,7 @@
 // One object's host on the JS side: its live instance, its events, and the lifecycle (construct,
-// critical sections, abort/reset, eviction). Queue and gate state live in the core (`Actors`).
+// critical sections, abort/reset, eviction). Queue and gate state live in the core (`ActorTable`).
 
-import type { Actors } from "../native/binding.js";
+import type { ActorTable } from "./actor-table.js";
 import { ObjectAlarm, type AlarmHost, type AlarmScheduler } from "./alarms.js";
 import type { Compat } from "./compat.js";
 import { remoteError, resetError, type DurableObjectError } from "./errors.js";
@@ -12,7 +12,7 @@ import { DurableObjectStorage, StorageCore, type StorageHost, type StorageOption
 
 /** What the hosts of one runtime share. */
 export interface ActorSystem {
-  readonly actors: Actors;
+  readonly actors: ActorTable;
   readonly events: Map<number, PendingEvent>;
   readonly blockConcurrencyTimeoutMs: number;
   readonly alarms: AlarmScheduler;

@@ -4,6 +4,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { RuntimeStore } from "../native/binding.js";
 import type { ActorHost, ActorSystem, PendingEvent } from "./actor.js";
+import { ActorTable } from "./actor-table.js";
 import { AlarmScheduler } from "./alarms.js";
 import { systemClock, type Clock } from "./clock.js";
 import { compat, type Compat } from "./compat.js";
@@ -101,7 +102,7 @@ export function createRuntime<const O extends RuntimeOptions = {}>(options?: O):
 class RuntimeImpl implements Runtime, ActorSystem {
   readonly env: Record<string, unknown> = {};
   readonly exports: Record<string, unknown> = {};
-  readonly actors = new native.Actors();
+  readonly actors = new ActorTable();
   readonly events = new Map<number, PendingEvent>();
   readonly blockConcurrencyTimeoutMs: number;
   readonly alarms: AlarmScheduler;
@@ -279,6 +280,8 @@ class RuntimeImpl implements Runtime, ActorSystem {
     const reason = new Error("The durable-node runtime was disposed while this call was pending.");
     this.alarms.close();
     for (const host of this.#hosts) host?.close(reason);
+    this.actors.free();
+
 
     this.#store?.close();
     clearAmbient(this.env);

@@ -4,9 +4,10 @@
 //! that must outlive a JS instance and exposes it through few, coarse, synchronous calls:
 //!
 //! - [`Namespace`] derives and validates DurableObjectIds (HMAC-SHA256, as workerd does).
-//! - [`Actors`] holds every object's FIFO event queue and input gate ([`actor::Actor`]). JS enqueues
-//!   opaque event tokens, drains the ones the gate lets through and runs their handlers on its own
-//!   thread; storage and `blockConcurrencyWhile` hold and release the gate.
+//! - `actor_*` functions drive every object's FIFO event queue and input gate ([`actor::Actor`]),
+//!   kept in a thread-local table per runtime. JS enqueues opaque event tokens, drains the ones the
+//!   gate lets through and runs their handlers on its own thread; storage and
+//!   `blockConcurrencyWhile` hold and release the gate.
 //! - [`Storage`] is one object's SQLite database ([`storage::Database`]): user SQL, the `_cf_KV`
 //!   table, the implicit per-turn transaction, savepoints, the alarm row.
 //! - [`Alarms`] is the runtime-wide alarm index ([`alarm::AlarmIndex`]); JS keeps one timer for
@@ -26,6 +27,7 @@ pub mod id;
 pub mod runtime_db;
 pub mod storage;
 
+use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::*;
@@ -84,103 +86,127 @@ pub fn random_unique_key() -> Result<String> {
     Ok(runtime_db::random_key()?)
 }
 
+// The queue and gate calls are the hot path of every event, so they are free functions over a
+// thread-local table rather than methods of a napi class: napi-rs 3 registers a borrow for each
+// class-method call, which measured ~500 ns against ~50 ns for a free function here. Each Node
+// thread (main or worker) has its own table, as it has its own runtimes.
+thread_local! {
+    static REGISTRIES: RefCell<Vec<Option<Registry>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on an actor of the runtime's registry.
+fn with_actor<T>(runtime: u32, handle: u32, f: impl FnOnce(&mut actor::Actor) -> T) -> Result<T> {
+    REGISTRIES.with_borrow_mut(|registries| {
+        let actor = registries
+            .get_mut(runtime as usize)
+            .and_then(Option::as_mut)
+            .and_then(|registry| registry.get(handle))
+            .ok_or(CoreError::NoSuchActor(handle))?;
+        Ok(f(actor))
+    })
+}
+
+fn with_registry<T>(runtime: u32, f: impl FnOnce(&mut Registry) -> T) -> Result<T> {
+    REGISTRIES.with_borrow_mut(|registries| {
+        let registry = registries
+            .get_mut(runtime as usize)
+            .and_then(Option::as_mut)
+            .ok_or(CoreError::NoSuchActor(runtime))?;
+        Ok(f(registry))
+    })
+}
+
+/// A new registry of actors (one per runtime); returns its number.
 #[napi]
-pub struct Actors {
-    registry: Registry,
+pub fn actors_create() -> u32 {
+    REGISTRIES.with_borrow_mut(|registries| {
+        registries.push(Some(Registry::default()));
+        (registries.len() - 1) as u32
+    })
 }
 
 #[napi]
-impl Actors {
-    #[napi(constructor)]
-    #[allow(clippy::new_without_default)]
-    pub fn new() -> Self {
-        Actors {
-            registry: Registry::default(),
+pub fn actors_free(runtime: u32) {
+    REGISTRIES.with_borrow_mut(|registries| {
+        if let Some(slot) = registries.get_mut(runtime as usize) {
+            *slot = None;
         }
-    }
+    })
+}
 
-    fn actor(&mut self, handle: u32) -> Result<&mut actor::Actor> {
-        Ok(self
-            .registry
-            .get(handle)
-            .ok_or(CoreError::NoSuchActor(handle))?)
-    }
+#[napi]
+pub fn actor_open(runtime: u32) -> Result<u32> {
+    with_registry(runtime, Registry::open)
+}
 
-    #[napi]
-    pub fn open(&mut self) -> u32 {
-        self.registry.open()
-    }
+#[napi]
+pub fn actor_close(runtime: u32, handle: u32) -> Result<()> {
+    with_registry(runtime, |registry| registry.close(handle))
+}
 
-    #[napi]
-    pub fn close(&mut self, handle: u32) {
-        self.registry.close(handle)
-    }
+/// Queues an event token; true when the caller must schedule a drain.
+#[napi]
+pub fn actor_enqueue(runtime: u32, handle: u32, token: u32) -> Result<bool> {
+    with_actor(runtime, handle, |a| a.enqueue(token))
+}
 
-    /// Queues an event token; true when the caller must schedule a drain.
-    #[napi]
-    pub fn enqueue(&mut self, handle: u32, token: u32) -> Result<bool> {
-        Ok(self.actor(handle)?.enqueue(token))
-    }
+/// The next token the gate lets through, or -1 (which ends the drain).
+#[napi]
+pub fn actor_next_event(runtime: u32, handle: u32) -> Result<i64> {
+    with_actor(runtime, handle, |a| a.next_event().map_or(-1, i64::from))
+}
 
-    /// The next token the gate lets through, or -1 (which ends the drain).
-    #[napi]
-    pub fn next_event(&mut self, handle: u32) -> Result<i64> {
-        Ok(self.actor(handle)?.next_event().map_or(-1, i64::from))
-    }
+/// After starting `token`: true (and the event is back at the front) if the gate closed meanwhile.
+#[napi]
+pub fn actor_wait_for_gate(runtime: u32, handle: u32, token: u32) -> Result<bool> {
+    with_actor(runtime, handle, |a| a.wait_for_gate(token))
+}
 
-    #[napi]
-    pub fn finish(&mut self, handle: u32, epoch: u32) -> Result<()> {
-        self.actor(handle)?.finish(epoch, Instant::now());
-        Ok(())
-    }
+#[napi]
+pub fn actor_finish(runtime: u32, handle: u32, epoch: u32) -> Result<()> {
+    with_actor(runtime, handle, |a| a.finish(epoch, Instant::now()))
+}
 
-    /// After starting `token`: true (and the event is back at the front) if the gate closed meanwhile.
-    #[napi]
-    pub fn wait_for_gate(&mut self, handle: u32, token: u32) -> Result<bool> {
-        Ok(self.actor(handle)?.wait_for_gate(token))
-    }
+#[napi]
+pub fn actor_keep_alive(runtime: u32, handle: u32) -> Result<()> {
+    with_actor(runtime, handle, |a| a.keep_alive())
+}
 
-    #[napi]
-    pub fn keep_alive(&mut self, handle: u32) -> Result<()> {
-        self.actor(handle)?.keep_alive();
-        Ok(())
-    }
+/// Closes the input gate once more; returns the epoch to release it with.
+#[napi]
+pub fn actor_hold(runtime: u32, handle: u32) -> Result<u32> {
+    with_actor(runtime, handle, |a| a.hold())
+}
 
-    /// Closes the input gate once more; returns the epoch to release it with.
-    #[napi]
-    pub fn hold(&mut self, handle: u32) -> Result<u32> {
-        Ok(self.actor(handle)?.hold())
-    }
+/// True when the caller must schedule a drain.
+#[napi]
+pub fn actor_release(runtime: u32, handle: u32, epoch: u32) -> Result<bool> {
+    with_actor(runtime, handle, |a| a.release(epoch))
+}
 
-    /// True when the caller must schedule a drain.
-    #[napi]
-    pub fn release(&mut self, handle: u32, epoch: u32) -> Result<bool> {
-        Ok(self.actor(handle)?.release(epoch))
-    }
+/// Forgets the live instance (abort, failed critical section, eviction); true when the caller
+/// must schedule a drain for events that were queued behind it.
+#[napi]
+pub fn actor_reset(runtime: u32, handle: u32) -> Result<bool> {
+    with_actor(runtime, handle, |a| a.reset(Instant::now()))
+}
 
-    /// Forgets the live instance (abort, failed critical section, eviction); true when the caller
-    /// must schedule a drain for events that were queued behind it.
-    #[napi]
-    pub fn reset(&mut self, handle: u32) -> Result<bool> {
-        Ok(self.actor(handle)?.reset(Instant::now()))
-    }
+#[napi]
+pub fn actor_epoch(runtime: u32, handle: u32) -> Result<u32> {
+    with_actor(runtime, handle, |a| a.epoch())
+}
 
-    #[napi]
-    pub fn epoch(&mut self, handle: u32) -> Result<u32> {
-        Ok(self.actor(handle)?.epoch())
-    }
+#[napi]
+pub fn actor_set_live(runtime: u32, handle: u32, live: bool) -> Result<()> {
+    with_actor(runtime, handle, |a| a.set_live(live, Instant::now()))
+}
 
-    #[napi]
-    pub fn set_live(&mut self, handle: u32, live: bool) -> Result<()> {
-        self.actor(handle)?.set_live(live, Instant::now());
-        Ok(())
-    }
-
-    /// Handles of live objects with nothing to do for at least `idle_ms`.
-    #[napi]
-    pub fn idle(&self, idle_ms: u32) -> Vec<u32> {
-        self.registry.idle(Duration::from_millis(idle_ms.into()))
-    }
+/// Handles of live objects with nothing to do for at least `idle_ms`.
+#[napi]
+pub fn actors_idle(runtime: u32, idle_ms: u32) -> Result<Vec<u32>> {
+    with_registry(runtime, |registry| {
+        registry.idle(Duration::from_millis(idle_ms.into()))
+    })
 }
 
 #[napi]
