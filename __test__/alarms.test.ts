@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createRuntime, ManualClock, type Runtime, type RuntimeOptions } from "../lib/index.js";
-import { native } from "../lib/native.js";
+import { NativeDb } from "../lib/native-db.js";
 
 import { Alarmed, alarmCtx, NoHandler, type AlarmCtx, type AlarmRun } from "./fixtures/alarm-objects.js";
 import { rejection } from "./helpers.js";
@@ -658,7 +658,7 @@ describe("at least once, and one run at a time (review fixes)", () => {
     const held = new Promise<void>((resolve) => (release = resolve));
     let storedDuringRun: number | null = null;
     Alarmed.behaviour = async () => {
-      const db = new native.Storage(join(dir, "Alarmed", `${stub.id}.sqlite`), false);
+      const db = new NativeDb(join(dir, "Alarmed", `${stub.id}.sqlite`), false);
       storedDuringRun = db.getAlarm();
       db.close();
       await held;

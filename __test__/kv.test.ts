@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createRuntime, type DurableObjectNamespace, type Runtime } from "../lib/index.js";
-import { native } from "../lib/native.js";
+import { NativeDb } from "../lib/native-db.js";
 import type { DurableObjectState } from "../lib/state.js";
 import type { DurableObjectStub } from "../lib/stub.js";
 import { KvProbe, LegacyProbe } from "./fixtures/kv-objects.js";
@@ -738,7 +738,7 @@ describe("value serialization (spec 68–71)", () => {
     await inObject((s) => s.put("current", 1), { rt: first, name: "v13" });
     const file = join(dir, "KvProbe", `${stubOf(first, "v13").id}.sqlite`);
     await first.dispose();
-    const db = new native.Storage(file, false);
+    const db = new NativeDb(file, false);
     try {
       // Version-13 bodies with no FF 0D header: [1, 2] and {a: 1}.
       db.kvPut(["array", "object"], [Buffer.from("410249024904240002", "hex"), Buffer.from("6f22016149027b01", "hex")]);

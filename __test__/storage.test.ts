@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createRuntime, type Runtime, type RuntimeOptions } from "../lib/index.js";
-import { native } from "../lib/native.js";
+import { NativeDb } from "../lib/native-db.js";
 import { deserialize } from "../lib/values.js";
 import { Leftovers, Notes } from "./fixtures/storage-objects.js";
 
@@ -32,7 +32,7 @@ afterEach(async () => {
 
 /** Reads a KV value through a second connection to the object's file, as another process would. */
 function readFromFile(file: string, key: string): unknown {
-  const db = new native.Storage(file, false);
+  const db = new NativeDb(file, false);
   try {
     const bytes = db.kvGet(key);
     return bytes === null ? undefined : deserialize(new Uint8Array(bytes));
@@ -176,7 +176,7 @@ describe("the output gate and transactions of other events", () => {
     await new Promise((resolve) => setTimeout(resolve, 5));
     const transaction = stub.holdTransaction(100);
     expect(await answer).toBe("answered");
-    const db = new native.Storage(file, false);
+    const db = new NativeDb(file, false);
     try {
       expect(db.exec("SELECT count(*) AS n FROM t", []).slice(0, 1)).toEqual([2]);
     } finally {

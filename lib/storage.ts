@@ -1,9 +1,10 @@
 // DurableObjectStorage (`ctx.storage`): the async KV API, `kv`, `sql`, transactions and the
 // implicit per-turn transaction, over one object's database in the core.
 
-import type { KvRows, Storage as NativeStorage } from "../native/binding.js";
+import type { KvRows } from "../native/binding.js";
 import { argumentTypeError } from "./errors.js";
-import { fromNative, native } from "./native.js";
+import { fromNative } from "./native.js";
+import { NativeDb } from "./native-db.js";
 import { SqlStorage } from "./sql.js";
 import type { OpenFiles } from "./open-files.js";
 import { afterTurn } from "./turn.js";
@@ -60,7 +61,7 @@ const NOT_SQLITE_KV =
  * at the end of each turn, and the depth of explicit transactions.
  */
 export class StorageCore {
-  #db: NativeStorage | undefined;
+  #db: NativeDb | undefined;
   #flushScheduled = false;
   #alarmTouched = false;
   #turnHold: number | undefined;
@@ -88,12 +89,12 @@ export class StorageCore {
 
   constructor(readonly options: StorageOptions) {}
 
-  get db(): NativeStorage {
+  get db(): NativeDb {
     if (this.#closed) throw new Error(`The storage of Durable Object ${this.options.label} is closed: its runtime was disposed.`);
     if (this.#db === undefined) {
       const { path, label } = this.options;
       try {
-        this.#db = new native.Storage(path ?? null, this.options.fullSync);
+        this.#db = new NativeDb(path ?? null, this.options.fullSync);
         if (path !== undefined) this.options.files?.opened(this);
       } catch (err) {
         const cause = (fromNative(err) as Error).message;

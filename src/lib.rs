@@ -8,8 +8,8 @@
 //!   kept in a thread-local table per runtime. JS enqueues opaque event tokens, drains the ones the
 //!   gate lets through and runs their handlers on its own thread; storage and
 //!   `blockConcurrencyWhile` hold and release the gate.
-//! - [`Storage`] is one object's SQLite database ([`storage::Database`]): user SQL, the `_cf_KV`
-//!   table, the implicit per-turn transaction, savepoints, the alarm row.
+//! - `storage_*` functions reach one object's SQLite database ([`storage::Database`]) by handle:
+//!   user SQL, the `_cf_KV` table, the implicit per-turn transaction, savepoints, the alarm row.
 //! - [`Alarms`] is the runtime-wide alarm index ([`alarm::AlarmIndex`]); JS keeps one timer for
 //!   its earliest entry, so no Rust thread ever calls into JS.
 //! - [`RuntimeStore`] is `runtime.sqlite` of a persisted runtime (namespace keys).
@@ -238,12 +238,6 @@ impl RuntimeStore {
     }
 }
 
-/// One object's SQLite database (`ctx.storage`); see [`storage::Database`].
-#[napi]
-pub struct Storage {
-    db: Option<storage::Database>,
-}
-
 /// Key-value pairs, packed so that crossing costs a few values rather than two per pair: the keys
 /// end to end in one string (`keyEnds[i]`: where key i ends, in UTF-16 units), the values' bytes
 /// end to end in one buffer (`valueEnds[i]`).
@@ -287,182 +281,212 @@ fn kv_rows(rows: Vec<(String, Vec<u8>)>) -> KvRows {
     }
 }
 
-#[napi]
-impl Storage {
-    /// Opens the database file at `path` (created if missing), or an in-memory one.
-    #[napi(constructor, catch_unwind)]
-    pub fn new(path: Option<String>, full_sync: bool) -> Result<Self> {
-        let durability = if full_sync {
-            storage::Durability::Full
-        } else {
-            storage::Durability::Normal
-        };
-        let db = storage::Database::open(path.as_deref().map(std::path::Path::new), durability)?;
-        Ok(Storage { db: Some(db) })
-    }
+// One object's SQLite database (`ctx.storage`, see [`storage::Database`]), by handle. Free
+// functions over a thread-local table, like the actors': every storage operation is one of these
+// calls, and napi-rs 3's class methods cost ten times a free function's crossing.
+thread_local! {
+    static DATABASES: RefCell<Vec<Option<storage::Database>>> = const { RefCell::new(Vec::new()) };
+}
 
-    fn db(&mut self) -> Result<&mut storage::Database> {
-        Ok(self
-            .db
-            .as_mut()
-            .ok_or_else(|| CoreError::Storage("this object's database is closed".into()))?)
-    }
+fn with_db<T>(
+    handle: u32,
+    f: impl FnOnce(&mut storage::Database) -> std::result::Result<T, CoreError>,
+) -> Result<T> {
+    DATABASES.with_borrow_mut(|dbs| {
+        let db = dbs
+            .get_mut(handle as usize)
+            .and_then(Option::as_mut)
+            .ok_or_else(|| CoreError::Storage("this object's database is closed".into()))?;
+        Ok(f(db)?)
+    })
+}
 
-    /// Runs every statement of `sql`; the last one's result, flat (see `ExecResult::into_flat`).
-    #[napi(
-        catch_unwind,
-        ts_args_type = "sql: string, binds: Array<null | number | string | Uint8Array>",
-        ts_return_type = "Array<null | number | string | ArrayBuffer>"
-    )]
-    pub fn exec(
-        &mut self,
-        sql: String,
-        binds: Vec<storage::Bind>,
-    ) -> Result<Vec<storage::SqlValue>> {
-        Ok(self.db()?.exec(&sql, &binds)?.into_flat())
-    }
+/// Opens the database file at `path` (created if missing), or an in-memory one; returns its handle.
+#[napi(catch_unwind)]
+pub fn storage_open(path: Option<String>, full_sync: bool) -> Result<u32> {
+    let durability = if full_sync {
+        storage::Durability::Full
+    } else {
+        storage::Durability::Normal
+    };
+    let db = storage::Database::open(path.as_deref().map(std::path::Path::new), durability)?;
+    Ok(
+        DATABASES.with_borrow_mut(|dbs| match dbs.iter().position(Option::is_none) {
+            Some(free) => {
+                dbs[free] = Some(db);
+                free as u32
+            }
+            None => {
+                dbs.push(Some(db));
+                (dbs.len() - 1) as u32
+            }
+        }),
+    )
+}
 
-    /// Compiles one statement for `run`; -1 when `sql` is not exactly one statement.
-    #[napi(catch_unwind)]
-    pub fn prepare(&mut self, sql: String) -> Result<i64> {
-        Ok(self.db()?.prepare_single(&sql)?.map_or(-1, i64::from))
-    }
+/// Closes the file; uncommitted writes are discarded.
+#[napi(catch_unwind)]
+pub fn storage_close(handle: u32) {
+    let closed =
+        DATABASES.with_borrow_mut(|dbs| dbs.get_mut(handle as usize).and_then(Option::take));
+    drop(closed);
+}
 
-    /// Runs a statement from `prepare`; flat like `exec`, column names only when they changed.
-    #[napi(
-        catch_unwind,
-        ts_args_type = "handle: number, binds: Array<null | number | string | Uint8Array>",
-        ts_return_type = "Array<null | number | string | ArrayBuffer>"
-    )]
-    pub fn run(
-        &mut self,
-        handle: u32,
-        binds: Vec<storage::Bind>,
-    ) -> Result<Vec<storage::SqlValue>> {
-        Ok(self.db()?.run_prepared(handle, &binds)?.into_flat())
-    }
+/// Runs every statement of `sql`; the last one's result, flat (see `ExecResult::into_flat`).
+#[napi(
+    catch_unwind,
+    ts_args_type = "handle: number, sql: string, binds: Array<null | number | string | Uint8Array>",
+    ts_return_type = "Array<null | number | string | ArrayBuffer>"
+)]
+pub fn storage_exec(
+    handle: u32,
+    sql: String,
+    binds: Vec<storage::Bind>,
+) -> Result<Vec<storage::SqlValue>> {
+    with_db(handle, |db| Ok(db.exec(&sql, &binds)?.into_flat()))
+}
 
-    #[napi]
-    pub fn finalize(&mut self, handle: u32) -> Result<()> {
-        self.db()?.finalize(handle);
+/// Compiles one statement for `storage_run`; -1 when `sql` is not exactly one statement.
+#[napi(catch_unwind)]
+pub fn storage_prepare(handle: u32, sql: String) -> Result<i64> {
+    with_db(handle, |db| {
+        Ok(db.prepare_single(&sql)?.map_or(-1, i64::from))
+    })
+}
+
+/// Runs a statement from `storage_prepare`; flat like `storage_exec`, names only when changed.
+#[napi(
+    catch_unwind,
+    ts_args_type = "handle: number, statement: number, binds: Array<null | number | string | Uint8Array>",
+    ts_return_type = "Array<null | number | string | ArrayBuffer>"
+)]
+pub fn storage_run(
+    handle: u32,
+    statement: u32,
+    binds: Vec<storage::Bind>,
+) -> Result<Vec<storage::SqlValue>> {
+    with_db(handle, |db| {
+        Ok(db.run_prepared(statement, &binds)?.into_flat())
+    })
+}
+
+#[napi(catch_unwind)]
+pub fn storage_finalize(handle: u32, statement: u32) -> Result<()> {
+    with_db(handle, |db| {
+        db.finalize(statement);
         Ok(())
-    }
+    })
+}
 
-    #[napi(catch_unwind, ts_return_type = "ArrayBuffer | null")]
-    pub fn kv_get(&mut self, key: String) -> Result<Option<storage::Bytes>> {
-        Ok(self.db()?.kv_get(&key)?.map(storage::Bytes))
-    }
+#[napi(catch_unwind, ts_return_type = "ArrayBuffer | null")]
+pub fn storage_kv_get(handle: u32, key: String) -> Result<Option<storage::Bytes>> {
+    with_db(handle, |db| Ok(db.kv_get(&key)?.map(storage::Bytes)))
+}
 
-    #[napi(catch_unwind)]
-    pub fn kv_put_one(&mut self, key: String, value: Uint8Array) -> Result<()> {
-        Ok(self.db()?.kv_put_one(&key, &value)?)
-    }
+#[napi(catch_unwind)]
+pub fn storage_kv_get_many(handle: u32, keys: Vec<String>) -> Result<KvRows> {
+    with_db(handle, |db| Ok(kv_rows(db.kv_get_many(&keys)?)))
+}
 
-    #[napi(catch_unwind)]
-    pub fn kv_get_many(&mut self, keys: Vec<String>) -> Result<KvRows> {
-        Ok(kv_rows(self.db()?.kv_get_many(&keys)?))
-    }
+#[napi(catch_unwind)]
+pub fn storage_kv_put(handle: u32, keys: Vec<String>, values: Vec<Buffer>) -> Result<()> {
+    let entries: Vec<_> = keys
+        .into_iter()
+        .zip(values.into_iter().map(|v| v.to_vec()))
+        .collect();
+    with_db(handle, |db| db.kv_put(&entries))
+}
 
-    #[napi(catch_unwind)]
-    pub fn kv_put(&mut self, keys: Vec<String>, values: Vec<Buffer>) -> Result<()> {
-        let entries: Vec<_> = keys
-            .into_iter()
-            .zip(values.into_iter().map(|v| v.to_vec()))
-            .collect();
-        Ok(self.db()?.kv_put(&entries)?)
-    }
+#[napi(catch_unwind)]
+pub fn storage_kv_put_one(handle: u32, key: String, value: Uint8Array) -> Result<()> {
+    with_db(handle, |db| db.kv_put_one(&key, &value))
+}
 
-    #[napi(catch_unwind)]
-    pub fn kv_delete(&mut self, keys: Vec<String>) -> Result<u32> {
-        Ok(self.db()?.kv_delete(&keys)?)
-    }
+#[napi(catch_unwind)]
+pub fn storage_kv_delete(handle: u32, keys: Vec<String>) -> Result<u32> {
+    with_db(handle, |db| db.kv_delete(&keys))
+}
 
-    #[napi(catch_unwind)]
-    pub fn kv_list(&mut self, options: KvListOptions) -> Result<KvRows> {
-        let range = storage::ListRange {
-            start: options.start,
-            start_after: options.start_after,
-            end: options.end,
-            prefix: options.prefix,
-            reverse: options.reverse,
-            limit: options.limit,
-        };
-        Ok(kv_rows(self.db()?.kv_list(&range)?))
-    }
+#[napi(catch_unwind)]
+pub fn storage_kv_list(handle: u32, options: KvListOptions) -> Result<KvRows> {
+    let range = storage::ListRange {
+        start: options.start,
+        start_after: options.start_after,
+        end: options.end,
+        prefix: options.prefix,
+        reverse: options.reverse,
+        limit: options.limit,
+    };
+    with_db(handle, |db| Ok(kv_rows(db.kv_list(&range)?)))
+}
 
-    #[napi(catch_unwind)]
-    pub fn get_alarm(&mut self) -> Result<Option<f64>> {
-        Ok(self.db()?.get_alarm()?.map(|t| t as f64))
-    }
+#[napi(catch_unwind)]
+pub fn storage_get_alarm(handle: u32) -> Result<Option<f64>> {
+    with_db(handle, |db| Ok(db.get_alarm()?.map(|t| t as f64)))
+}
 
-    #[napi(catch_unwind)]
-    pub fn set_alarm(&mut self, time: Option<f64>) -> Result<()> {
-        Ok(self.db()?.set_alarm(time.map(|t| t as i64))?)
-    }
+#[napi(catch_unwind)]
+pub fn storage_set_alarm(handle: u32, time: Option<f64>) -> Result<()> {
+    with_db(handle, |db| db.set_alarm(time.map(|t| t as i64)))
+}
 
-    #[napi(catch_unwind)]
-    pub fn get_name(&mut self) -> Result<Option<String>> {
-        Ok(self.db()?.get_name()?)
-    }
+#[napi(catch_unwind)]
+pub fn storage_get_name(handle: u32) -> Result<Option<String>> {
+    with_db(handle, |db| db.get_name())
+}
 
-    #[napi(catch_unwind)]
-    pub fn set_name(&mut self, name: String) -> Result<()> {
-        Ok(self.db()?.set_name(&name)?)
-    }
+#[napi(catch_unwind)]
+pub fn storage_set_name(handle: u32, name: String) -> Result<()> {
+    with_db(handle, |db| db.set_name(&name))
+}
 
-    /// Uncommitted writes exist.
+/// Uncommitted writes exist.
+#[napi(catch_unwind)]
+pub fn storage_dirty(handle: u32) -> Result<bool> {
+    with_db(handle, |db| Ok(db.dirty()))
+}
 
-    #[napi]
-    pub fn dirty(&mut self) -> Result<bool> {
-        Ok(self.db()?.dirty())
-    }
+#[napi(catch_unwind)]
+pub fn storage_commit(handle: u32) -> Result<()> {
+    with_db(handle, storage::Database::commit)
+}
 
-    #[napi(catch_unwind)]
-    pub fn commit(&mut self) -> Result<()> {
-        Ok(self.db()?.commit()?)
-    }
-
-    #[napi(catch_unwind)]
-    pub fn rollback(&mut self) -> Result<()> {
-        self.db()?.rollback();
+#[napi(catch_unwind)]
+pub fn storage_rollback(handle: u32) -> Result<()> {
+    with_db(handle, |db| {
+        db.rollback();
         Ok(())
-    }
+    })
+}
 
-    #[napi(catch_unwind)]
-    pub fn savepoint(&mut self) -> Result<u32> {
-        Ok(self.db()?.savepoint()?)
-    }
+#[napi(catch_unwind)]
+pub fn storage_savepoint(handle: u32) -> Result<u32> {
+    with_db(handle, storage::Database::savepoint)
+}
 
-    #[napi(catch_unwind)]
-    pub fn end_savepoint(&mut self, depth: u32, keep: bool) -> Result<()> {
-        Ok(self.db()?.end_savepoint(depth, keep)?)
-    }
+#[napi(catch_unwind)]
+pub fn storage_end_savepoint(handle: u32, depth: u32, keep: bool) -> Result<()> {
+    with_db(handle, |db| db.end_savepoint(depth, keep))
+}
 
-    #[napi(catch_unwind)]
-    pub fn rollback_savepoint(&mut self, depth: u32) -> Result<()> {
-        Ok(self.db()?.rollback_savepoint(depth)?)
-    }
+#[napi(catch_unwind)]
+pub fn storage_rollback_savepoint(handle: u32, depth: u32) -> Result<()> {
+    with_db(handle, |db| db.rollback_savepoint(depth))
+}
 
-    #[napi(catch_unwind)]
-    pub fn database_size(&mut self) -> Result<f64> {
-        Ok(self.db()?.database_size()?)
-    }
+#[napi(catch_unwind)]
+pub fn storage_set_max_page_count(handle: u32, pages: f64) -> Result<f64> {
+    with_db(handle, |db| Ok(db.set_max_page_count(pages as i64)? as f64))
+}
 
-    #[napi(catch_unwind)]
-    pub fn set_max_page_count(&mut self, pages: f64) -> Result<f64> {
-        Ok(self.db()?.set_max_page_count(pages as i64)? as f64)
-    }
+#[napi(catch_unwind)]
+pub fn storage_database_size(handle: u32) -> Result<f64> {
+    with_db(handle, |db| db.database_size())
+}
 
-    #[napi(catch_unwind)]
-    pub fn delete_all(&mut self) -> Result<()> {
-        Ok(self.db()?.delete_all()?)
-    }
-
-    /// Closes the file; uncommitted writes are discarded.
-    #[napi]
-    pub fn close(&mut self) {
-        self.db = None;
-    }
+#[napi(catch_unwind)]
+pub fn storage_delete_all(handle: u32) -> Result<()> {
+    with_db(handle, storage::Database::delete_all)
 }
 
 /// The runtime-wide alarm index ([`alarm::AlarmIndex`]), persisted in `runtime.sqlite` when the

@@ -1,0 +1,96 @@
+// One object's database in the core, by handle (see `storage_*` in src/lib.rs).
+
+import type { KvListOptions, KvRows } from "../native/binding.js";
+import { native } from "./native.js";
+
+type Bound = null | number | string | Uint8Array;
+type SqlValue = null | number | string | ArrayBuffer;
+
+/**
+ * A thin face over the core's free functions, which cross the napi boundary about ten times
+ * faster than methods of a napi class: every storage operation is one of these calls.
+ */
+export class NativeDb {
+  readonly #handle: number;
+
+  /** Opens (creating) the database at `path`, or an in-memory one. */
+  constructor(path: string | null, fullSync: boolean) {
+    this.#handle = native.storageOpen(path, fullSync);
+  }
+
+  exec(sql: string, binds: Bound[]): SqlValue[] {
+    return native.storageExec(this.#handle, sql, binds);
+  }
+  /** A handle for `run`, or -1 when `sql` is not exactly one statement. */
+  prepare(sql: string): number {
+    return native.storagePrepare(this.#handle, sql);
+  }
+  run(statement: number, binds: Bound[]): SqlValue[] {
+    return native.storageRun(this.#handle, statement, binds);
+  }
+  finalize(statement: number): void {
+    native.storageFinalize(this.#handle, statement);
+  }
+  kvGet(key: string): ArrayBuffer | null {
+    return native.storageKvGet(this.#handle, key);
+  }
+  kvGetMany(keys: string[]): KvRows {
+    return native.storageKvGetMany(this.#handle, keys);
+  }
+  kvPut(keys: string[], values: Buffer[]): void {
+    native.storageKvPut(this.#handle, keys, values);
+  }
+  kvPutOne(key: string, value: Uint8Array): void {
+    native.storageKvPutOne(this.#handle, key, value);
+  }
+  kvDelete(keys: string[]): number {
+    return native.storageKvDelete(this.#handle, keys);
+  }
+  kvList(options: KvListOptions): KvRows {
+    return native.storageKvList(this.#handle, options);
+  }
+  getAlarm(): number | null {
+    return native.storageGetAlarm(this.#handle);
+  }
+  setAlarm(time: number | null): void {
+    native.storageSetAlarm(this.#handle, time);
+  }
+  getName(): string | null {
+    return native.storageGetName(this.#handle);
+  }
+  setName(name: string): void {
+    native.storageSetName(this.#handle, name);
+  }
+  /** Uncommitted writes exist. */
+  dirty(): boolean {
+    return native.storageDirty(this.#handle);
+  }
+  commit(): void {
+    native.storageCommit(this.#handle);
+  }
+  rollback(): void {
+    native.storageRollback(this.#handle);
+  }
+  savepoint(): number {
+    return native.storageSavepoint(this.#handle);
+  }
+  endSavepoint(depth: number, keep: boolean): void {
+    native.storageEndSavepoint(this.#handle, depth, keep);
+  }
+  rollbackSavepoint(depth: number): void {
+    native.storageRollbackSavepoint(this.#handle, depth);
+  }
+  setMaxPageCount(pages: number): number {
+    return native.storageSetMaxPageCount(this.#handle, pages);
+  }
+  databaseSize(): number {
+    return native.storageDatabaseSize(this.#handle);
+  }
+  deleteAll(): void {
+    native.storageDeleteAll(this.#handle);
+  }
+  /** Closes the file; uncommitted writes are discarded. */
+  close(): void {
+    native.storageClose(this.#handle);
+  }
+}
