@@ -70,7 +70,19 @@ describe("ID format", () => {
     expect(ns.idFromName("other").toString()).not.toBe(a);
   });
 
+  it("ids of names are remembered, and stay right after the oldest are forgotten (past 10,000 names)", () => {
+    const uniqueKey = "probe-unique-key";
+    const ns = binding(start({ durableObjects: { NS: { class: IdProbe, uniqueKey } } }));
+    expect(ns.idFromName("foo").toString()).toBe("d20c3594dd036e13f796a34584917d05bb9786c7f2b3e9efabb90112aa7cb49a");
+    const early = ns.idFromName("name-0").toString();
+    for (let i = 1; i <= 10_050; i++) ns.idFromName(`name-${i}`);
+    expect(ns.idFromName("name-0").toString()).toBe(early);
+    expect(ns.idFromName("foo").toString()).toBe("d20c3594dd036e13f796a34584917d05bb9786c7f2b3e9efabb90112aa7cb49a");
+    expect(ns.jurisdiction("eu").idFromName("foo").toString()).not.toBe(ns.idFromName("foo").toString());
+  });
+
   it("idFromName(''): a valid id (spec 182)", () => {
+
     const ns = binding(start());
     const id = ns.idFromName("");
     expect(id.toString()).toMatch(HEX64);

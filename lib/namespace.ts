@@ -11,6 +11,8 @@ import type { StorageOptions } from "./storage.js";
 import { makeStub, type TypedStub } from "./stub.js";
 
 const JURISDICTIONS = new Set(["eu", "fedramp", "fedramp-high", "us"]);
+/** Names whose ids are remembered (the oldest is forgotten first). */
+const NAME_CACHE_SIZE = 10_000;
 const ROUTING_MODES = new Set(["primary-only"]);
 
 export interface NamespaceOptions {
@@ -30,6 +32,7 @@ export interface NamespaceOptions {
 /** The class and objects behind one namespace, shared by every binding to that class. */
 export class NamespaceCore implements ActorClass {
   readonly hosts = new Map<string, ActorHost>();
+  readonly #names = new Map<string, string>();
   readonly className: string;
   readonly Class: ActorClass["Class"];
   readonly sqlite: boolean;
@@ -52,6 +55,21 @@ export class NamespaceCore implements ActorClass {
     this.fullSync = options.fullSync;
     this.alarmNamespace = options.alarmNamespace;
     this.files = options.files;
+  }
+
+  /**
+   * The id of a name, derived in the core (HMAC-SHA256) once and then remembered: code that calls
+   * `getByName(name)` on every request would otherwise pay the derivation and a crossing each time.
+   */
+  hexFromName(name: string, jurisdiction: string | undefined): string {
+    const key = jurisdiction === undefined ? name : `${jurisdiction}\0${name}`;
+    let hex = this.#names.get(key);
+    if (hex === undefined) {
+      hex = call(() => this.keys.idFromName(name, jurisdiction));
+      if (this.#names.size >= NAME_CACHE_SIZE) this.#names.delete(this.#names.keys().next().value!);
+      this.#names.set(key, hex);
+    }
+    return hex;
   }
 
   /** The host of the object with id `hex` (the alarm scheduler knows objects by id only). */
@@ -120,8 +138,7 @@ export class DurableObjectNamespace<T = unknown> {
     this.#core.system.assertLive();
     if (name === undefined) throw argumentTypeError("idFromName", "DurableObjectNamespace", 1, "string");
     const text = `${name}`; // a Symbol throws here, as in workerd
-    const hex = call(() => this.#core.keys.idFromName(text, this.#jurisdiction));
-    return makeId(hex, text, this.#jurisdiction, this.#core);
+    return makeId(this.#core.hexFromName(text, this.#jurisdiction), text, this.#jurisdiction, this.#core);
   }
 
   idFromString(id: string): DurableObjectId {
