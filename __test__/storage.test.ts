@@ -219,3 +219,17 @@ describe("open database files", () => {
     );
   });
 });
+
+describe("database handles", () => {
+  it("a closed database's handle cannot reach the database that reuses its slot", () => {
+    const closed = new NativeDb(null, false);
+    closed.close();
+    const reusing = new NativeDb(null, false);
+    try {
+      reusing.exec("CREATE TABLE t(x)", []);
+      expect(() => closed.exec("SELECT * FROM t", [])).toThrow(/this object's database is closed/);
+    } finally {
+      reusing.close();
+    }
+  });
+});

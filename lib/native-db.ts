@@ -4,6 +4,9 @@ import type { KvListOptions, KvRows } from "../native/binding.js";
 import { native } from "./native.js";
 
 type Bound = null | number | string | Uint8Array;
+
+/** A handle no database ever has (the core's table would need 2³² − 1 entries). */
+const CLOSED = 0xffff_ffff;
 type SqlValue = null | number | string | ArrayBuffer;
 
 /**
@@ -11,7 +14,7 @@ type SqlValue = null | number | string | ArrayBuffer;
  * faster than methods of a napi class: every storage operation is one of these calls.
  */
 export class NativeDb {
-  readonly #handle: number;
+  #handle: number;
 
   /** Opens (creating) the database at `path`, or an in-memory one. */
   constructor(path: string | null, fullSync: boolean) {
@@ -89,8 +92,12 @@ export class NativeDb {
   deleteAll(): void {
     native.storageDeleteAll(this.#handle);
   }
-  /** Closes the file; uncommitted writes are discarded. */
+  /**
+   * Closes the file; uncommitted writes are discarded. The core reuses freed handles, so this
+   * object forgets its own: later calls fail as closed instead of reaching another database.
+   */
   close(): void {
     native.storageClose(this.#handle);
+    this.#handle = CLOSED;
   }
 }
