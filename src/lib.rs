@@ -260,24 +260,12 @@ pub struct KvListOptions {
     pub limit: Option<u32>,
 }
 
-fn kv_rows(rows: Vec<(String, Vec<u8>)>) -> KvRows {
-    let mut keys = String::with_capacity(rows.iter().map(|(k, _)| k.len()).sum());
-    let mut key_ends = Vec::with_capacity(rows.len());
-    let mut key_end = 0u32;
-    let mut values = Vec::with_capacity(rows.iter().map(|(_, v)| v.len()).sum());
-    let mut value_ends = Vec::with_capacity(rows.len());
-    for (key, value) in rows {
-        key_end += key.encode_utf16().count() as u32;
-        keys.push_str(&key);
-        key_ends.push(key_end);
-        values.extend_from_slice(&value);
-        value_ends.push(values.len() as u32);
-    }
+fn kv_rows(page: storage::KvPage) -> KvRows {
     KvRows {
-        keys,
-        key_ends,
-        values: storage::Bytes(values),
-        value_ends,
+        keys: page.keys,
+        key_ends: page.key_ends,
+        values: storage::Bytes(page.values),
+        value_ends: page.value_ends,
     }
 }
 

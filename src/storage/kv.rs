@@ -11,6 +11,35 @@ use crate::error::CoreError;
 
 const PUT: &str = "INSERT OR REPLACE INTO _cf_KV (key, value) VALUES (?1, ?2)";
 
+/// Key-value pairs packed for one crossing to JS: the keys end to end in one string (`key_ends[i]`:
+/// where key i ends, in UTF-16 units, as JS counts), the values' bytes end to end in one buffer.
+#[derive(Default)]
+pub struct KvPage {
+    pub keys: String,
+    pub key_ends: Vec<u32>,
+    pub values: Vec<u8>,
+    pub value_ends: Vec<u32>,
+    key_end: u32,
+}
+
+impl KvPage {
+    fn push(&mut self, key: &str, value: &[u8]) {
+        self.key_end += key.encode_utf16().count() as u32;
+        self.keys.push_str(key);
+        self.key_ends.push(self.key_end);
+        self.values.extend_from_slice(value);
+        self.value_ends.push(self.values.len() as u32);
+    }
+
+    pub fn len(&self) -> usize {
+        self.key_ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.key_ends.is_empty()
+    }
+}
+
 /// A `list()` range after the JS side validated and coerced the options.
 #[derive(Default)]
 pub struct ListRange {
@@ -49,17 +78,17 @@ impl Database {
     }
 
     /// The pairs that exist, sorted by key and without duplicates (spec 34).
-    pub fn kv_get_many(&self, keys: &[String]) -> Result<Vec<(String, Vec<u8>)>, CoreError> {
+    pub fn kv_get_many(&self, keys: &[String]) -> Result<KvPage, CoreError> {
         let mut keys: Vec<&String> = keys.iter().collect();
         keys.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         keys.dedup();
-        let mut found = Vec::with_capacity(keys.len());
+        let mut page = KvPage::default();
         for key in keys {
             if let Some(value) = self.kv_get(key)? {
-                found.push((key.clone(), value));
+                page.push(key, &value);
             }
         }
-        Ok(found)
+        Ok(page)
     }
 
     /// Writes all pairs or none (spec 42).
@@ -106,9 +135,10 @@ impl Database {
         })
     }
 
-    pub fn kv_list(&self, range: &ListRange) -> Result<Vec<(String, Vec<u8>)>, CoreError> {
+    /// The pairs in `range`, packed straight from SQLite's row buffers (no copy per row).
+    pub fn kv_list(&self, range: &ListRange) -> Result<KvPage, CoreError> {
         if !self.kv_table || range.limit == Some(0) {
-            return Ok(Vec::new());
+            return Ok(KvPage::default());
         }
         let (lower, lower_inclusive) = lower_bound(range);
         let upper = upper_bound(range);
@@ -136,10 +166,20 @@ impl Database {
         }
         self.internal(|conn| {
             let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params_from_iter(params), |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
+            let mut rows = stmt.query(params_from_iter(params))?;
+            let mut page = KvPage::default();
+            while let Some(row) = rows.next()? {
+                let key = row
+                    .get_ref(0)?
+                    .as_str()
+                    .map_err(|e| CoreError::Sqlite(e.to_string()))?;
+                let value = row
+                    .get_ref(1)?
+                    .as_blob()
+                    .map_err(|e| CoreError::Sqlite(e.to_string()))?;
+                page.push(key, value);
+            }
+            Ok(page)
         })
     }
 
@@ -213,8 +253,17 @@ mod tests {
         db
     }
 
-    fn keys(rows: Vec<(String, Vec<u8>)>) -> Vec<String> {
-        rows.into_iter().map(|(k, _)| k).collect()
+    fn keys(page: KvPage) -> Vec<String> {
+        let units: Vec<u16> = page.keys.encode_utf16().collect();
+        let mut start = 0;
+        page.key_ends
+            .iter()
+            .map(|&end| {
+                let key = String::from_utf16(&units[start..end as usize]).unwrap();
+                start = end as usize;
+                key
+            })
+            .collect()
     }
 
     #[test]

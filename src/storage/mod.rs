@@ -11,7 +11,7 @@ mod napi_values;
 mod sql;
 
 pub use database::{format_error, Database, Durability};
-pub use kv::ListRange;
+pub use kv::{KvPage, ListRange};
 pub use napi_values::Bytes;
 
 pub use sql::{Bind, ExecResult, Prepared, SqlValue};
