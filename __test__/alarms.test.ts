@@ -707,3 +707,37 @@ describe("at least once, and one run at a time (review fixes)", () => {
     expect(await inObject(runtime, stub, (ctx) => ctx.storage.get("late"))).toBeUndefined();
   });
 });
+
+describe("time limits and instances (second review)", () => {
+  it("the time limit of a run whose instance is gone does not reset the next instance", async () => {
+    quietConsole();
+    const { runtime, env } = start({ alarmTimeoutMs: 200 });
+    const stub = env.ALARMED.getByName("a");
+    Alarmed.behaviour = () => new Promise<void>(() => {});
+    await inObject(runtime, stub, (ctx) => ctx.storage.setAlarm(START + 3_600_000));
+    const run = rejection(runtime.runAlarm(stub));
+    await advance(0);
+    await runtime.evict(stub);
+    await run;
+    const fresh = env.ALARMED.getByName("a");
+    expect(await fresh.mark("before")).toBe("before");
+    await advance(500);
+    expect(await fresh.mark("after the old limit"), "the new instance was not reset").toBe("after the old limit");
+  });
+
+  it("a handler that finishes after its instance was reset does not clear the alarm or its retry", async () => {
+    quietConsole();
+    const { runtime, env } = start({ alarmTimeoutMs: 50 });
+    const stub = env.ALARMED.getByName("a");
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    Alarmed.behaviour = (_object, info) => (info.retryCount === 0 ? held : undefined);
+    await inObject(runtime, stub, (ctx) => ctx.storage.setAlarm(START + 1_000));
+    await advanceTo(START + 1_060);
+    release();
+    await advance(0);
+    expect(await inObject(runtime, stub, (ctx) => ctx.storage.getAlarm()), "kept for its retry").toBe(START + 1_000);
+    await advanceTo(START + 4_000);
+    expect(infos(Alarmed.runs).map((run) => run.retryCount)).toEqual([0, 1]);
+  });
+});

@@ -367,3 +367,14 @@ describe("namespace keys across runtimes", () => {
     expect(persisted.idFromString(memory.newUniqueId().toString()).jurisdiction).toBe(undefined);
   });
 });
+
+describe("the name cache (second review)", () => {
+  it("a name and a jurisdiction's name cannot share a cache entry", () => {
+    const ns = binding(start({ durableObjects: { NS: { class: IdProbe, uniqueKey: "probe-unique-key" } } }));
+    const plain = ns.idFromName("eu\0foo").toString();
+    const eu = ns.jurisdiction("eu").idFromName("foo");
+    const fresh = binding(start({ durableObjects: { NS: { class: IdProbe, uniqueKey: "probe-unique-key" } } }));
+    expect(eu.toString()).toBe(fresh.jurisdiction("eu").idFromName("foo").toString());
+    expect(eu.toString()).not.toBe(plain);
+  });
+});

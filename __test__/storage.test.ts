@@ -8,6 +8,8 @@ import { createRuntime, type Runtime, type RuntimeOptions } from "../lib/index.j
 import { NativeDb } from "../lib/native-db.js";
 import { deserialize } from "../lib/values.js";
 import { Leftovers, Notes } from "./fixtures/storage-objects.js";
+import { rejection } from "./helpers.js";
+
 
 const runtimes: Runtime[] = [];
 const dirs: string[] = [];
@@ -231,5 +233,68 @@ describe("database handles", () => {
     } finally {
       reusing.close();
     }
+  });
+});
+
+describe("second review: regressions", () => {
+  it("open files are evicted least recently used first: an object used on every request stays open", async () => {
+    const dir = tempDir();
+    const env = start({ persist: dir, maxOpenDatabases: 2 });
+    const hot = env.NOTES.getByName("hot");
+    await hot.write("k", 1);
+    const hotFile = path.join(dir, "Notes", `${hot.id}.sqlite`);
+    const isOpen = () =>
+      fs.readdirSync("/proc/self/fd").some((fd) => {
+        try {
+          return fs.readlinkSync(`/proc/self/fd/${fd}`) === hotFile;
+        } catch {
+          return false;
+        }
+      });
+    let closed = 0;
+    for (let i = 0; i < 10; i++) {
+      await hot.read("k");
+      await env.NOTES.getByName(`cold${i}`).write("k", i);
+      if (!isOpen()) closed++;
+    }
+    expect(closed).toBe(0);
+  });
+
+  it("a failed commit before deleteAll() resets the object, as any failed commit does", async () => {
+    const env = start();
+    const stub = env.LEFT.getByName("a");
+    await stub.write("kept", 1);
+    const err = await rejection(
+      runtimes[0].runInDurableObject(stub, async (_o, ctx) => {
+        const sql = ctx.storage.sql;
+        sql.exec("CREATE TABLE p(id INTEGER PRIMARY KEY)");
+        sql.exec("CREATE TABLE c(pid INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)");
+        sql.exec("INSERT INTO c VALUES (42)");
+        await ctx.storage.deleteAll().catch(() => undefined);
+      }),
+    );
+    expect(err.message).toMatch(/^Durable Object was reset and rolled back to its last known good state/);
+    expect(err.durableObjectReset).toBe(true);
+    expect(await env.LEFT.getByName("a").values("kept")).toEqual([1]);
+  });
+
+  it("an ordinary error whose text looks like a critical one is not treated as critical", async () => {
+    const env = start();
+    const outcome = await runtimes[0].runInDurableObject(env.LEFT.getByName("a"), (_o, ctx) => {
+      const sql = ctx.storage.sql;
+      sql.exec('CREATE TABLE t(v INTEGER CONSTRAINT "v: SQLITE_FULL" CHECK (v > 0))');
+      let caught = "";
+      try {
+        sql.exec("INSERT INTO t VALUES (0)");
+      } catch (err) {
+        caught = (err as Error).message;
+      }
+      sql.exec("INSERT INTO t VALUES (1)");
+      return { caught, rows: sql.exec("SELECT count(*) AS n FROM t").one().n };
+    });
+    expect(outcome).toEqual({
+      caught: "CHECK constraint failed: v: SQLITE_FULL: SQLITE_CONSTRAINT (extended: SQLITE_CONSTRAINT_CHECK)",
+      rows: 1,
+    });
   });
 });

@@ -108,6 +108,8 @@ export interface AlarmHost {
   setStoredAlarm(time: number | null): void;
   /** Ends the instance (a handler past its time limit). */
   reset(reason: Error): void;
+  /** The live instance, if any. */
+  readonly instance: object | undefined;
   /** Loads the name the object was reached by, if only its database knows it. */
   recallName(): void;
 }
@@ -168,6 +170,7 @@ export class ObjectAlarm {
     this.#changedByHandler = false;
     const retry = this.#retry;
     let info: AlarmInvocationInfo | undefined;
+    let timer: unknown;
     // Before the instance is built: a process woken by the alarm knows the name only from storage.
     host.recallName();
     try {
@@ -188,14 +191,24 @@ export class ObjectAlarm {
         // The row stays until the handler succeeds, so a crash during it loses nothing; the
         // handler itself sees no alarm unless it sets one (spec 173).
         this.#masked = stored;
-        return this.#withTimeout(instance.alarm(run)).then(() => {
+        // Past the time limit (spec 177) this instance is reset, so that the handler stops before
+        // its retry starts; the reset fails the run, which counts as an attempt.
+        timer = scheduler.clock.setTimeout(() => {
+          if (!scheduler.closed && host.instance === instance) host.reset(resetError(new Error(TIMED_OUT)));
+        }, scheduler.timeoutMs);
+        return Promise.resolve(instance.alarm(run)).then(() => {
+          // Only while this instance is the live one: a reset already answered the run.
+          if (host.instance !== instance) return;
           if (!this.#changedByHandler && host.storedAlarm() === run.scheduledTime) host.setStoredAlarm(null);
         });
       });
     } catch (err) {
       this.#masked = undefined;
-      if (info !== undefined) this.#failed(info);
+      // A disposed runtime ends its runs without filing retries (its storage is closed).
+      if (info !== undefined && !scheduler.closed) this.#failed(info);
       throw err;
+    } finally {
+      if (timer !== undefined) scheduler.clock.clearTimeout(timer);
     }
     this.#masked = undefined;
     if (info !== undefined) this.#retry = undefined;
@@ -211,17 +224,6 @@ export class ObjectAlarm {
   changedByObject(): void {
     this.#changedByHandler = true;
     this.#masked = undefined;
-  }
-
-  /**
-   * Past the time limit (spec 177) the instance is reset, so that the handler stops before its
-   * retry starts; the reset fails the run, which counts as an attempt.
-   */
-  #withTimeout(result: unknown): Promise<unknown> {
-    if (!(result instanceof Promise)) return Promise.resolve(result);
-    const { clock, timeoutMs } = this.scheduler;
-    const timer = clock.setTimeout(() => this.host.reset(resetError(new Error(TIMED_OUT))), timeoutMs);
-    return result.finally(() => clock.clearTimeout(timer));
   }
 
   /**

@@ -62,7 +62,8 @@ export class NamespaceCore implements ActorClass {
    * `getByName(name)` on every request would otherwise pay the derivation and a crossing each time.
    */
   hexFromName(name: string, jurisdiction: string | undefined): string {
-    const key = jurisdiction === undefined ? name : `${jurisdiction}\0${name}`;
+    // Jurisdictions never hold "\0", so "<jurisdiction>\0<name>" and "\0<name>" cannot collide.
+    const key = `${jurisdiction ?? ""}\0${name}`;
     let hex = this.#names.get(key);
     if (hex === undefined) {
       hex = call(() => this.keys.idFromName(name, jurisdiction));

@@ -4,10 +4,10 @@ import type { KvListOptions, KvRows } from "../native/binding.js";
 import { native } from "./native.js";
 
 type Bound = null | number | string | Uint8Array;
+type SqlValue = null | number | string | ArrayBuffer;
 
 /** A handle no database ever has (the core's table would need 2³² − 1 entries). */
 const CLOSED = 0xffff_ffff;
-type SqlValue = null | number | string | ArrayBuffer;
 
 /**
  * A thin face over the core's free functions, which cross the napi boundary about ten times
@@ -63,10 +63,6 @@ export class NativeDb {
   }
   setName(name: string): void {
     native.storageSetName(this.#handle, name);
-  }
-  /** Uncommitted writes exist. */
-  dirty(): boolean {
-    return native.storageDirty(this.#handle);
   }
   commit(): void {
     native.storageCommit(this.#handle);

@@ -92,11 +92,9 @@ const DEFAULT_IDLE_MS = 70_000;
 const DEFAULT_BCW_TIMEOUT_MS = 30_000;
 const DEFAULT_ALARM_TIMEOUT_MS = 15 * 60_000;
 
-
 export function createRuntime<const O extends RuntimeOptions = {}>(options?: O): Runtime<RuntimeEnv<O>> {
   // Only a missing argument means "no options": null and the like are refused by name.
   return new RuntimeImpl(options === undefined ? {} : options) as unknown as Runtime<RuntimeEnv<O>>;
-
 }
 
 class RuntimeImpl implements Runtime, ActorSystem {
@@ -281,7 +279,6 @@ class RuntimeImpl implements Runtime, ActorSystem {
     this.alarms.close();
     for (const host of this.#hosts) host?.close(reason);
     this.actors.free();
-
 
     this.#store?.close();
     clearAmbient(this.env);

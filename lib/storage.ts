@@ -91,7 +91,9 @@ export class StorageCore {
 
   get db(): NativeDb {
     if (this.#closed) throw new Error(`The storage of Durable Object ${this.options.label} is closed: its runtime was disposed.`);
-    if (this.#db === undefined) {
+    if (this.#db !== undefined) {
+      this.options.files?.used(this);
+    } else {
       const { path, label } = this.options;
       try {
         this.#db = new NativeDb(path ?? null, this.options.fullSync);
@@ -226,7 +228,7 @@ export class StorageCore {
         this.critical = error;
         const host = this.host;
         afterTurn(() => {
-          if (this.critical === error) host?.fail(error);
+          if (this.critical === error && !this.#closed) host?.fail(error);
         });
       }
       throw error;
@@ -364,6 +366,10 @@ export class StorageCore {
 
   /** Wipes everything; the alarm too unless compatibility keeps it (spec 51). */
   deleteAll(): void {
+    // The core commits what came before (foreign keys can only be switched off outside a
+    // transaction): through flush(), so that a failed commit resets the object as any other.
+    const before = this.flush();
+    if (before) throw before;
     const kept = this.host?.deleteAllDeletesAlarm === false ? this.getAlarm() : null;
     this.native(() => this.db.deleteAll());
     this.#writes++;
@@ -415,8 +421,12 @@ function unpack(flat: SqlValue[], statement: Statement): SqlRows {
   };
 }
 
-/** SQLite's critical result codes, as the core words them (`…: SQLITE_FULL`, `(extended: SQLITE_IOERR_…)`). */
-const CRITICAL = /: SQLITE_(FULL|IOERR|NOMEM|INTERRUPT)\b/;
+/**
+ * SQLite's critical result codes at the end of the core's wording (`…: SQLITE_FULL`,
+ * `…: SQLITE_IOERR (extended: SQLITE_IOERR_…)`): anchored, so user text in a message (a
+ * constraint's name) cannot look like one.
+ */
+const CRITICAL = /: SQLITE_(FULL|IOERR|NOMEM|INTERRUPT)(?: \(extended: SQLITE_[A-Z_]+\))?$/;
 
 function toMap(rows: KvRows): Map<string, unknown> {
   const map = new Map<string, unknown>();

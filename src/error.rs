@@ -12,6 +12,7 @@ pub enum CoreError {
     UnknownJurisdiction(String),
     Random(String),
     NoSuchActor(u32),
+    NoSuchRuntime(u32),
     RuntimeDb(String),
     /// An SQLite failure of the runtime's own statements, in workerd's wording.
     Sqlite(String),
@@ -35,6 +36,7 @@ impl CoreError {
             }
             CoreError::Random(_)
             | CoreError::NoSuchActor(_)
+            | CoreError::NoSuchRuntime(_)
             | CoreError::RuntimeDb(_)
             | CoreError::Sqlite(_)
             | CoreError::Sql(_)
@@ -59,6 +61,7 @@ impl fmt::Display for CoreError {
             CoreError::NoSuchActor(h) => {
                 write!(f, "durable-node internal: no actor with handle {h}")
             }
+            CoreError::NoSuchRuntime(r) => write!(f, "durable-node internal: runtime {r} was disposed"),
             CoreError::RuntimeDb(e) => write!(f, "runtime database: {e}"),
             CoreError::Sqlite(m) | CoreError::Sql(m) | CoreError::Storage(m) => f.write_str(m),
             // Constraints left violated at commit (deferred foreign keys): workerd's reset

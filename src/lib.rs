@@ -111,7 +111,7 @@ fn with_registry<T>(runtime: u32, f: impl FnOnce(&mut Registry) -> T) -> Result<
         let registry = registries
             .get_mut(runtime as usize)
             .and_then(Option::as_mut)
-            .ok_or(CoreError::NoSuchActor(runtime))?;
+            .ok_or(CoreError::NoSuchRuntime(runtime))?;
         Ok(f(registry))
     })
 }
@@ -426,12 +426,6 @@ pub fn storage_get_name(handle: u32) -> Result<Option<String>> {
 #[napi(catch_unwind)]
 pub fn storage_set_name(handle: u32, name: String) -> Result<()> {
     with_db(handle, |db| db.set_name(&name))
-}
-
-/// Uncommitted writes exist.
-#[napi(catch_unwind)]
-pub fn storage_dirty(handle: u32) -> Result<bool> {
-    with_db(handle, |db| Ok(db.dirty()))
 }
 
 #[napi(catch_unwind)]
