@@ -220,19 +220,24 @@ export class StorageCore {
     try {
       return fn();
     } catch (err) {
-      const error = fromNative(err) as Error;
-      if (CRITICAL.test(error.message)) {
-        this.#newEra();
-        this.#db?.rollback();
-        this.#confirmed = this.#writes;
-        this.critical = error;
-        const host = this.host;
-        afterTurn(() => {
-          if (this.critical === error && !this.#closed) host?.fail(error);
-        });
-      }
-      throw error;
+      throw this.#failed(err);
     }
+  }
+
+  /** The error a failed core call becomes; a critical one also breaks storage (see `native`). */
+  #failed(err: unknown): Error {
+    const error = fromNative(err) as Error;
+    if (CRITICAL.test(error.message)) {
+      this.#newEra();
+      this.#db?.rollback();
+      this.#confirmed = this.#writes;
+      this.critical = error;
+      const host = this.host;
+      afterTurn(() => {
+        if (this.critical === error && !this.#closed) host?.fail(error);
+      });
+    }
+    return error;
   }
 
   setMaxPageCount(pages: number): number {
@@ -288,9 +293,15 @@ export class StorageCore {
       this.#statements.set(query, statement);
     }
     this.#lastQuery = query;
-    const flat = this.native(() =>
-      statement.handle >= 0 ? db.run(statement.handle, bindings) : db.exec(query, bindings),
-    );
+    // What `native()` does, written out: this is the hottest storage path, and a closure per
+    // call shows in its profile.
+    if (this.critical) throw this.critical;
+    let flat: SqlValue[];
+    try {
+      flat = statement.handle >= 0 ? db.run(statement.handle, bindings) : db.exec(query, bindings);
+    } catch (err) {
+      throw this.#failed(err);
+    }
     this.wrote();
     return unpack(flat, statement);
   }
