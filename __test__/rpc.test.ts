@@ -120,6 +120,18 @@ describe("errors", () => {
     expect(err.message).toBe("Symbol(q) could not be cloned.");
   });
 
+  it("arguments or results over 32 MiB → Error with the size (spec 203)", async () => {
+    const stub = env.RPC.getByName("a");
+    const big = "x".repeat(32 * 1024 * 1024 + 1);
+    const err = await rejection(stub.echo({ big }));
+    expect(err.message).toBe(
+      "Serialized RPC arguments or return values are limited to 32MiB, but the size of this value was: 33554433 bytes.",
+    );
+    const bytes = await rejection(stub.echo(new Uint8Array(32 * 1024 * 1024 + 2)));
+    expect(bytes.message).toMatch(/^Serialized RPC arguments or return values are limited to 32MiB/);
+    expect(await stub.echo("x".repeat(1024))).toHaveLength(1024);
+  });
+
   it("a pipelined property path deeper than 64 → TypeError (spec 203)", () => {
     let member: any = env.RPC.getByName("a");
     expect(() => {
@@ -144,6 +156,16 @@ describe("stubs for functions and RpcTargets", () => {
     expect(await result.counter.increment()).toBe(6);
     expect(await result.fn(21)).toBe(42);
     expect(await env.RPC.getByName("a").nested().counter.increment(2)).toBe(7);
+  });
+
+  it("a Durable Object stub sent over RPC arrives as a plain stub: no id or name, calls still reach it (spec 205)", async () => {
+    const stub = env.RPC.getByName("a");
+    await env.RPC.getByName("b").record(7);
+    const peer = await stub.peer("b");
+    expect(peer.id).toBeUndefined();
+    expect(peer.name).toBeUndefined();
+    expect(await peer.order()).toEqual([7]);
+    expect(await (await peer.fetch("https://do/peer")).text()).toBe("GET /peer ");
   });
 
   it("a returned function is a callable stub (spec 202)", async () => {

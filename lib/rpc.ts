@@ -15,15 +15,42 @@ export interface Owner {
 }
 
 const MAX_PATH = 64;
+/** Cloudflare's cap on what one RPC call or result carries (spec 203). */
+const MAX_PAYLOAD = 32 * 1024 * 1024;
 const STUBS = new WeakSet<object>();
+const DURABLE_OBJECT_STUBS = new WeakSet<object>();
 
 export function isStub(value: unknown): boolean {
   return (typeof value === "object" || typeof value === "function") && value !== null && STUBS.has(value);
 }
 
-export function registerStub<T extends object>(stub: T): T {
+export function registerStub<T extends object>(stub: T, durableObject = false): T {
   STUBS.add(stub);
+  if (durableObject) DURABLE_OBJECT_STUBS.add(stub);
   return stub;
+}
+
+/**
+ * A Durable Object stub sent over RPC arrives as a plain stub: calls and fetch() reach the same
+ * object, but its `id` and `name` stay behind (spec 205).
+ */
+function plainStub(stub: any): any {
+  return registerStub(
+    new Proxy(function RpcStub() {}, {
+      get(_target, prop) {
+        if (prop === "fetch") return (input: unknown, init?: unknown) => stub.fetch(input, init);
+        if (prop === Symbol.dispose) return () => stub[Symbol.dispose]();
+        if (typeof prop !== "string" || prop === "then" || prop === "id" || prop === "name") return undefined;
+        return stub[prop];
+      },
+    }),
+  );
+}
+
+function payloadTooLarge(bytes: number): Error {
+  return new Error(
+    `Serialized RPC arguments or return values are limited to 32MiB, but the size of this value was: ${bytes} bytes.`,
+  );
 }
 
 /** A thenable for a remote result that also pipelines calls on what it will resolve to. */
@@ -159,23 +186,30 @@ export function localStub(target: object, owner: Owner | undefined): any {
 export function copyValue(value: unknown, owner: Owner | undefined): unknown {
   if (value === null || (typeof value !== "object" && typeof value !== "function")) {
     if (typeof value === "symbol") throw dataCloneError(`${String(value)} could not be cloned.`);
+    if (typeof value === "string" && value.length > MAX_PAYLOAD) throw payloadTooLarge(value.length);
     return value;
   }
-  return new Copier(owner).copy(value as object);
+  const copier = new Copier(owner);
+  const copy = copier.copy(value as object);
+  if (copier.bytes > MAX_PAYLOAD) throw payloadTooLarge(copier.bytes);
+  return copy;
 }
 
 class Copier {
   readonly #seen = new Map<object, unknown>();
+  /** Bytes of strings and binary data seen: V8's serialized size, near enough for the cap. */
+  bytes = 0;
   constructor(readonly owner: Owner | undefined) {}
 
   copy(value: unknown): unknown {
     if (value === null || (typeof value !== "object" && typeof value !== "function")) {
       if (typeof value === "symbol") throw dataCloneError(`${String(value)} could not be cloned.`);
+      if (typeof value === "string") this.bytes += value.length;
       return value;
     }
     const seen = this.#seen.get(value);
     if (seen !== undefined) return seen;
-    if (isStub(value)) return value;
+    if (isStub(value)) return DURABLE_OBJECT_STUBS.has(value) ? plainStub(value) : value;
     if (typeof value === "function" || value instanceof RpcTarget) {
       const stub = localStub(value, this.owner);
       this.#seen.set(value, stub);
@@ -217,6 +251,7 @@ class Copier {
       return out;
     }
     if (passedThrough(value)) return value;
+    if (value instanceof ArrayBuffer || ArrayBuffer.isView(value)) this.bytes += value.byteLength;
     if (CLONEABLE.some((Class) => value instanceof Class) || ArrayBuffer.isView(value)) {
       const out = structuredClone(value);
       this.#seen.set(value, out);

@@ -142,5 +142,5 @@ export type Pipelined<R> = Promise<R> & (R extends object ? Rpc<R> : unknown);
 export type TypedStub<T = unknown> = DurableObjectStub & Rpc<T>;
 
 export function makeStub(lookup: HostLookup, id: DurableObjectId): DurableObjectStub {
-  return registerStub(new Proxy(new DurableObjectStub(lookup, id), STUB_HANDLER));
+  return registerStub(new Proxy(new DurableObjectStub(lookup, id), STUB_HANDLER), true);
 }
