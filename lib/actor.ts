@@ -144,6 +144,8 @@ export class ActorHost implements StorageHost, AlarmHost {
     this.#state = state;
     this.#constructing = true;
     try {
+      // A restore to a bookmark, scheduled by the previous instance, takes effect as this one starts.
+      this.#storage?.applyPendingRestore();
       const instance = new Class(state, env);
       this.instance = instance;
       this.#owner = { deliverToTarget: (work) => this.deliver(this.generation, work, true, instance) };

@@ -85,6 +85,19 @@ export class NativeDb {
   databaseSize(): number {
     return native.storageDatabaseSize(this.#handle);
   }
+  currentBookmark(): string {
+    return native.storageCurrentBookmark(this.#handle);
+  }
+  bookmarkForTime(time: number): string {
+    return native.storageBookmarkForTime(this.#handle, time);
+  }
+  /** Restores `bookmark` at the object's next start; returns the bookmark that undoes it. */
+  scheduleRestore(bookmark: string): string {
+    return native.storageScheduleRestore(this.#handle, bookmark);
+  }
+  applyPendingRestore(): void {
+    native.storageApplyPendingRestore(this.#handle);
+  }
   deleteAll(): void {
     native.storageDeleteAll(this.#handle);
   }

@@ -240,6 +240,36 @@ export class StorageCore {
     return error;
   }
 
+  /** A bookmark of the state committed now (what was written before is committed first). */
+  currentBookmark(): string {
+    this.#refuseBookmarks();
+    const failure = this.flush();
+    if (failure) throw failure;
+    return this.native(() => this.db.currentBookmark());
+  }
+
+  bookmarkForTime(time: number): string {
+    this.#refuseBookmarks();
+    return this.native(() => this.db.bookmarkForTime(time));
+  }
+
+  scheduleRestore(bookmark: string): string {
+    this.#refuseBookmarks();
+    const failure = this.flush();
+    if (failure) throw failure;
+    return this.native(() => this.db.scheduleRestore(bookmark));
+  }
+
+  /** The object is starting: a restore scheduled by the previous instance takes effect now. */
+  applyPendingRestore(): void {
+    if (this.options.path !== undefined && this.sqlite) this.native(() => this.db.applyPendingRestore());
+  }
+
+  /** Point-in-time recovery needs a SQLite-backed object in a file (workerd's answer otherwise, spec 249). */
+  #refuseBookmarks(): void {
+    if (!this.sqlite || this.options.path === undefined) throw bookmarksNotAvailable();
+  }
+
   setMaxPageCount(pages: number): number {
     return this.native(() => this.db.setMaxPageCount(pages));
   }
@@ -767,22 +797,38 @@ export class DurableObjectStorage extends KvMethods {
     return result;
   }
 
+  /** A bookmark of the state now (point-in-time recovery, for objects persisted in files). */
   async getCurrentBookmark(): Promise<string> {
-    throw bookmarksNotYet();
+    this.guard();
+    const core = this.core;
+    return core.gated(false, () => core.currentBookmark());
   }
 
-  async getBookmarkForTime(_timestamp: number | Date): Promise<string> {
-    throw bookmarksNotYet();
+  /** The bookmark of the latest state at or before `timestamp`, within the history kept. */
+  async getBookmarkForTime(timestamp: number | Date): Promise<string> {
+    this.guard();
+    const time = timestamp instanceof Date ? timestamp.getTime() : timestamp;
+    if (typeof time !== "number" || Number.isNaN(time)) {
+      throw argumentTypeError("getBookmarkForTime", STORAGE, 1, "date");
+    }
+    const core = this.core;
+    return core.gated(false, () => core.bookmarkForTime(Math.trunc(time)));
   }
 
-  async onNextSessionRestoreBookmark(_bookmark: string): Promise<string> {
-    throw bookmarksNotYet();
+  /**
+   * Restores `bookmark` when the object next starts (call ctx.abort() to start it again now);
+   * resolves with the bookmark that undoes the restore (spec 250).
+   */
+  async onNextSessionRestoreBookmark(bookmark: string): Promise<string> {
+    this.guard();
+    const core = this.core;
+    return core.gated(false, () => core.scheduleRestore(`${bookmark}`));
   }
 }
 moveConstructorLast(DurableObjectStorage.prototype);
 
-// Point-in-time recovery comes later; until then these answer as workerd does (spec 249).
-function bookmarksNotYet(): Error {
+/** What workerd answers where there is no point-in-time recovery (spec 249). */
+function bookmarksNotAvailable(): Error {
   return new Error("This Durable Object's storage back-end does not implement point-in-time recovery.");
 }
 

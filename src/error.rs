@@ -20,6 +20,8 @@ pub enum CoreError {
     Sql(String),
     /// Opening or reading an object's database.
     Storage(String),
+    /// An argument out of range (a bookmark that is unknown or too old).
+    RangeError(String),
     /// The implicit transaction could not commit (SQLite's message and extended code); it was
     /// rolled back and the object is reset with this error.
     CommitFailed {
@@ -34,6 +36,7 @@ impl CoreError {
             CoreError::IdFormat | CoreError::IdForeign | CoreError::UnknownJurisdiction(_) => {
                 "TypeError"
             }
+            CoreError::RangeError(_) => "RangeError",
             CoreError::Random(_)
             | CoreError::NoSuchActor(_)
             | CoreError::NoSuchRuntime(_)
@@ -63,7 +66,10 @@ impl fmt::Display for CoreError {
             }
             CoreError::NoSuchRuntime(r) => write!(f, "durable-node internal: runtime {r} was disposed"),
             CoreError::RuntimeDb(e) => write!(f, "runtime database: {e}"),
-            CoreError::Sqlite(m) | CoreError::Sql(m) | CoreError::Storage(m) => f.write_str(m),
+            CoreError::Sqlite(m)
+            | CoreError::RangeError(m)
+            | CoreError::Sql(m)
+            | CoreError::Storage(m) => f.write_str(m),
             // Constraints left violated at commit (deferred foreign keys): workerd's reset
             // message, which names the primary code only (spec 100).
             CoreError::CommitFailed { message, code }

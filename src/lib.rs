@@ -466,6 +466,28 @@ pub fn storage_database_size(handle: u32) -> Result<f64> {
     with_db(handle, |db| db.database_size())
 }
 
+/// A bookmark of the state committed now (point-in-time recovery, persisted objects only).
+#[napi(catch_unwind)]
+pub fn storage_current_bookmark(handle: u32) -> Result<String> {
+    with_db(handle, storage::Database::current_bookmark)
+}
+
+#[napi(catch_unwind)]
+pub fn storage_bookmark_for_time(handle: u32, time: f64) -> Result<String> {
+    with_db(handle, |db| db.bookmark_for_time(time as i64))
+}
+
+/// Schedules a restore for the object's next start; returns the bookmark that undoes it.
+#[napi(catch_unwind)]
+pub fn storage_schedule_restore(handle: u32, bookmark: String) -> Result<String> {
+    with_db(handle, |db| db.schedule_restore(&bookmark))
+}
+
+#[napi(catch_unwind)]
+pub fn storage_apply_pending_restore(handle: u32) -> Result<()> {
+    with_db(handle, storage::Database::apply_pending_restore)
+}
+
 #[napi(catch_unwind)]
 pub fn storage_delete_all(handle: u32) -> Result<()> {
     with_db(handle, storage::Database::delete_all)

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use rusqlite::{ffi, limits::Limit, Connection};
 
 use super::authorizer::{self, AuthState};
+use super::bookmarks::{self, History};
 use super::codes::code_name;
 use super::sql::Prepared;
 use crate::error::CoreError;
@@ -44,6 +45,8 @@ pub struct Database {
     free: Vec<u32>,
     savepoints: u32,
     pub(super) kv_table: bool,
+    /// Point-in-time recovery (persisted databases only).
+    history: Option<History>,
 }
 
 impl Database {
@@ -81,7 +84,13 @@ impl Database {
             free: Vec::new(),
             savepoints: 0,
             kv_table: false,
+            history: None,
         };
+        if let Some(path) = path {
+            let history = db.internal(|conn| History::open(conn, path))?;
+            db.history = Some(history);
+            db.apply_pending_restore()?;
+        }
         db.refresh_kv_table()?;
         Ok(db)
     }
@@ -134,6 +143,9 @@ impl Database {
             return Ok(());
         }
         let result = self.internal(|conn| Ok(conn.execute_batch("COMMIT")?));
+        if result.is_ok() {
+            self.record_history(false)?;
+        }
         if let Err(CoreError::Sqlite(_)) = result {
             // SAFETY: this connection's live handle; read before the rollback below.
             let (message, extended) = unsafe {
@@ -150,6 +162,63 @@ impl Database {
             });
         }
         result
+    }
+
+    fn record_history(&mut self, force: bool) -> Result<(), CoreError> {
+        let Some(mut history) = self.history.take() else {
+            return Ok(());
+        };
+        let result = self.internal(|conn| history.record(conn, now_ms(), force));
+        self.history = Some(history);
+        result
+    }
+
+    fn history(&self) -> Result<&History, CoreError> {
+        self.history
+            .as_ref()
+            .ok_or_else(|| CoreError::Storage(bookmarks::NOT_AVAILABLE.into()))
+    }
+
+    /// A bookmark of the state committed now (what was written so far is committed first).
+    pub fn current_bookmark(&mut self) -> Result<String, CoreError> {
+        self.history()?;
+        self.commit()?;
+        self.record_history(true)?;
+        self.history()?.current()
+    }
+
+    /// The bookmark of the latest recorded state at or before `time` (ms since the epoch).
+    pub fn bookmark_for_time(&mut self, time: i64) -> Result<String, CoreError> {
+        self.history()?.for_time(time)
+    }
+
+    /// Arranges for the object to start from `bookmark` next time it starts; returns the bookmark
+    /// of the state now, which undoes it.
+    pub fn schedule_restore(&mut self, bookmark: &str) -> Result<String, CoreError> {
+        self.history()?.validate(bookmark)?;
+        let undo = self.current_bookmark()?;
+        let file = self.history()?.restore_file();
+        std::fs::write(&file, bookmark)
+            .map_err(|e| CoreError::Storage(format!("cannot write {}: {e}", file.display())))?;
+        Ok(undo)
+    }
+
+    /// Restores the bookmark scheduled by `schedule_restore`, if any (the object is starting).
+    pub fn apply_pending_restore(&mut self) -> Result<(), CoreError> {
+        let Some(history) = self.history.as_ref() else {
+            return Ok(());
+        };
+        let file = history.restore_file();
+        let Ok(bookmark) = std::fs::read_to_string(&file) else {
+            return Ok(());
+        };
+        self.commit()?;
+        let history = self.history.as_ref().expect("checked above");
+        self.internal(|conn| history.restore(conn, bookmark.trim()))?;
+        std::fs::remove_file(&file)
+            .map_err(|e| CoreError::Storage(format!("cannot remove {}: {e}", file.display())))?;
+        self.refresh_kv_table()?;
+        self.record_history(true)
     }
 
     /// Discards uncommitted writes (abort, a failed commit, a reset).
@@ -288,6 +357,12 @@ impl Drop for Database {
 }
 
 /// Drops every table and view (virtual tables' shadow tables go with them) in one transaction.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 fn drop_everything(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch("BEGIN")?;
     let outcome = (|| {

@@ -2,6 +2,7 @@
 //! APIs, and the implicit transaction that makes a turn's writes atomic.
 
 mod authorizer;
+mod bookmarks;
 mod codes;
 mod database;
 mod kv;
