@@ -95,6 +95,31 @@ describe("bookmarks", () => {
     expect(await second.env.JOURNAL.getByName("a").read()).toEqual({ value: "one", log: ["one"] });
   });
 
+  it("a restore brings back the alarm of that state: a deleted alarm fires again, a later one is dropped", async () => {
+    const runtime = start(tempDir());
+    const journal = runtime.env.JOURNAL.getByName("a");
+    const due = Date.now() + 150;
+    await journal.setAlarm(due);
+    const withAlarm = await journal.bookmark();
+    await journal.setAlarm(null);
+    await journal.restoreNextTime(withAlarm);
+    await rejection(journal.restart());
+    const restarted = runtime.env.JOURNAL.getByName("a");
+    expect(await restarted.alarmAt()).toBe(due);
+    await expect.poll(() => restarted.alarmed(), { timeout: 3000 }).toBe(true);
+
+    const other = runtime.env.JOURNAL.getByName("b");
+    await other.write("one");
+    const withoutAlarm = await other.bookmark();
+    await other.setAlarm(Date.now() + 150);
+    await other.restoreNextTime(withoutAlarm);
+    await rejection(other.restart());
+    const back = runtime.env.JOURNAL.getByName("b");
+    expect(await back.alarmAt()).toBeNull();
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(await back.alarmed()).toBe(false);
+  });
+
   it("an unknown bookmark, or a time before the history kept → RangeError", async () => {
     const journal = start(tempDir()).env.JOURNAL.getByName("a");
     await journal.write("one");

@@ -95,8 +95,9 @@ export class NativeDb {
   scheduleRestore(bookmark: string): string {
     return native.storageScheduleRestore(this.#handle, bookmark);
   }
-  applyPendingRestore(): void {
-    native.storageApplyPendingRestore(this.#handle);
+  /** True when a scheduled restore happened. */
+  applyPendingRestore(): boolean {
+    return native.storageApplyPendingRestore(this.#handle);
   }
   deleteAll(): void {
     native.storageDeleteAll(this.#handle);

@@ -262,7 +262,9 @@ export class StorageCore {
 
   /** The object is starting: a restore scheduled by the previous instance takes effect now. */
   applyPendingRestore(): void {
-    if (this.options.path !== undefined && this.sqlite) this.native(() => this.db.applyPendingRestore());
+    if (this.options.path === undefined || !this.sqlite) return;
+    // The restored state has its own alarm (or none): the runtime's index follows it.
+    if (this.native(() => this.db.applyPendingRestore())) this.host?.alarmCommitted(this.getAlarm());
   }
 
   /** Point-in-time recovery needs a SQLite-backed object in a file (workerd's answer otherwise, spec 249). */

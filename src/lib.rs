@@ -483,8 +483,9 @@ pub fn storage_schedule_restore(handle: u32, bookmark: String) -> Result<String>
     with_db(handle, |db| db.schedule_restore(&bookmark))
 }
 
+/// True when a scheduled restore happened (the object is starting).
 #[napi(catch_unwind)]
-pub fn storage_apply_pending_restore(handle: u32) -> Result<()> {
+pub fn storage_apply_pending_restore(handle: u32) -> Result<bool> {
     with_db(handle, storage::Database::apply_pending_restore)
 }
 

@@ -65,6 +65,10 @@ impl History {
                 let snapshot = chunk[8..].try_into().unwrap();
                 history.records.push(Record { time, snapshot });
             }
+            // A record torn by a crash mid-append would misalign every later one: drop it.
+            if body.len() % RECORD != 0 {
+                history.rewrite()?;
+            }
         }
         if !history.records.is_empty() {
             // SAFETY: `conn`'s live handle. Makes snapshots taken by earlier processes usable
@@ -123,13 +127,17 @@ impl History {
         {
             return Ok(());
         }
-        if wal_size(&self.db_path) > WAL_LIMIT {
+        if self.should_reset(conn)? {
             conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
             self.first_index += self.records.len() as u64;
             self.records.clear();
             self.rewrite()?;
         }
         let snapshot = snapshot_now(conn)?;
+        // The same state again (bookmarks asked for with no write between) reuses its record.
+        if self.records.last().is_some_and(|r| r.snapshot == snapshot) {
+            return Ok(());
+        }
         self.records.push(Record {
             time: now,
             snapshot,
@@ -139,6 +147,28 @@ impl History {
         } else {
             self.append(self.records.len() - 1)
         }
+    }
+
+    /// Whether to checkpoint and reset the WAL (ending the history): past `WAL_LIMIT`, and past four
+    /// times the database itself (a restore copies the whole database into the WAL, and its undo
+    /// bookmark must survive), but never while a restore is pending (its bookmark must too).
+    fn should_reset(&self, conn: &Connection) -> Result<bool, CoreError> {
+        let wal = wal_size(&self.db_path);
+        if wal <= WAL_LIMIT || self.restore_file().exists() {
+            return Ok(false);
+        }
+        let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        Ok(wal > 4 * (pages * page_size) as u64)
+    }
+
+    /// Schedules `bookmark` for the next start; written whole or not at all (temp file + rename).
+    pub fn schedule(&self, bookmark: &str) -> Result<(), CoreError> {
+        self.validate(bookmark)?;
+        let file = self.restore_file();
+        let temp = sidecar(&self.db_path, ".restore-new");
+        fs::write(&temp, bookmark).map_err(io)?;
+        fs::rename(&temp, &file).map_err(io)
     }
 
     fn append(&self, position: usize) -> Result<(), CoreError> {
@@ -320,6 +350,12 @@ mod tests {
         drop(db);
 
         let mut db = Database::open(Some(&path), Durability::Normal).unwrap();
+        assert_eq!(
+            value(&mut db),
+            [2],
+            "opening the file is not starting the object"
+        );
+        assert!(db.apply_pending_restore().unwrap());
         assert_eq!(value(&mut db), [1]);
         assert!(
             db.exec("SELECT * FROM later", &[]).is_err(),
@@ -336,6 +372,70 @@ mod tests {
         assert!(db
             .schedule_restore("00000000-00000000-00000999-00000000000000000000000000000000")
             .is_err());
+        drop(db);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_restore_that_cannot_happen_fails_once_and_is_dropped() {
+        let dir = std::env::temp_dir().join(format!(
+            "dn-bookmarks-{}",
+            crate::runtime_db::random_key().unwrap()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("o.sqlite");
+        let mut db = Database::open(Some(&path), Durability::Normal).unwrap();
+        db.kv_put_one("k", &[1]).unwrap();
+        let bookmark = db.current_bookmark().unwrap();
+        db.schedule_restore(&bookmark).unwrap();
+        drop(db);
+        // The history is gone (as after a WAL reset) while the restore is still pending.
+        std::fs::remove_file(dir.join("o.sqlite.bookmarks")).unwrap();
+        let mut db = Database::open(Some(&path), Durability::Normal).unwrap();
+        assert!(db.apply_pending_restore().is_err());
+        assert!(
+            !db.apply_pending_restore().unwrap(),
+            "the next start is not stuck on it"
+        );
+        assert_eq!(value(&mut db), [1]);
+        drop(db);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn unchanged_state_reuses_its_record_and_a_torn_record_is_dropped() {
+        let dir = std::env::temp_dir().join(format!(
+            "dn-bookmarks-{}",
+            crate::runtime_db::random_key().unwrap()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("o.sqlite");
+        let mut db = Database::open(Some(&path), Durability::Normal).unwrap();
+        db.kv_put_one("k", &[1]).unwrap();
+        let first = db.current_bookmark().unwrap();
+        assert_eq!(
+            db.current_bookmark().unwrap(),
+            first,
+            "no write between: the same bookmark"
+        );
+        let depth = db.savepoint().unwrap();
+        assert!(db.current_bookmark().is_err(), "not inside a transaction");
+        db.end_savepoint(depth, true).unwrap();
+        drop(db);
+        let file = dir.join("o.sqlite.bookmarks");
+        let mut bytes = std::fs::read(&file).unwrap();
+        bytes.extend_from_slice(&[7; 20]);
+        std::fs::write(&file, bytes).unwrap();
+        let mut db = Database::open(Some(&path), Durability::Normal).unwrap();
+        db.kv_put_one("k", &[2]).unwrap();
+        let second = db.current_bookmark().unwrap();
+        drop(db);
+        let mut db = Database::open(Some(&path), Durability::Normal).unwrap();
+        db.schedule_restore(&second).unwrap();
+        assert!(
+            db.apply_pending_restore().unwrap(),
+            "records written after the torn one still line up"
+        );
         drop(db);
         std::fs::remove_dir_all(dir).unwrap();
     }

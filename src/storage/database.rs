@@ -89,7 +89,6 @@ impl Database {
         if let Some(path) = path {
             let history = db.internal(|conn| History::open(conn, path))?;
             db.history = Some(history);
-            db.apply_pending_restore()?;
         }
         db.refresh_kv_table()?;
         Ok(db)
@@ -144,7 +143,8 @@ impl Database {
         }
         let result = self.internal(|conn| Ok(conn.execute_batch("COMMIT")?));
         if result.is_ok() {
-            self.record_history(false)?;
+            // The commit stands either way: a bookmark not recorded now is only a gap in history.
+            let _ = self.record_history(false);
         }
         if let Err(CoreError::Sqlite(_)) = result {
             // SAFETY: this connection's live handle; read before the rollback below.
@@ -182,6 +182,12 @@ impl Database {
     /// A bookmark of the state committed now (what was written so far is committed first).
     pub fn current_bookmark(&mut self) -> Result<String, CoreError> {
         self.history()?;
+        if self.savepoints > 0 {
+            return Err(CoreError::Storage(
+                "getCurrentBookmark() cannot be called inside a transaction: its state is not committed yet."
+                    .into(),
+            ));
+        }
         self.commit()?;
         self.record_history(true)?;
         self.history()?.current()
@@ -197,28 +203,30 @@ impl Database {
     pub fn schedule_restore(&mut self, bookmark: &str) -> Result<String, CoreError> {
         self.history()?.validate(bookmark)?;
         let undo = self.current_bookmark()?;
-        let file = self.history()?.restore_file();
-        std::fs::write(&file, bookmark)
-            .map_err(|e| CoreError::Storage(format!("cannot write {}: {e}", file.display())))?;
+        self.history()?.schedule(bookmark)?;
         Ok(undo)
     }
 
-    /// Restores the bookmark scheduled by `schedule_restore`, if any (the object is starting).
-    pub fn apply_pending_restore(&mut self) -> Result<(), CoreError> {
+    /// Restores the bookmark scheduled by `schedule_restore`, if any: the object is starting.
+    /// True when a restore happened. A restore that cannot happen (its bookmark expired) fails
+    /// this start and is dropped, so that the next start is not stuck on it.
+    pub fn apply_pending_restore(&mut self) -> Result<bool, CoreError> {
         let Some(history) = self.history.as_ref() else {
-            return Ok(());
+            return Ok(false);
         };
         let file = history.restore_file();
         let Ok(bookmark) = std::fs::read_to_string(&file) else {
-            return Ok(());
+            return Ok(false);
         };
         self.commit()?;
         let history = self.history.as_ref().expect("checked above");
-        self.internal(|conn| history.restore(conn, bookmark.trim()))?;
+        let restored = self.internal(|conn| history.restore(conn, bookmark.trim()));
         std::fs::remove_file(&file)
             .map_err(|e| CoreError::Storage(format!("cannot remove {}: {e}", file.display())))?;
+        restored?;
         self.refresh_kv_table()?;
-        self.record_history(true)
+        self.record_history(true)?;
+        Ok(true)
     }
 
     /// Discards uncommitted writes (abort, a failed commit, a reset).
