@@ -480,11 +480,12 @@ function toMap(rows: KvRows): Map<string, unknown> {
 /** Unpacks the pairs the core sent (see `KvRows` in src/lib.rs). */
 function eachPair(rows: KvRows, fn: (key: string, value: unknown) => void): void {
   const values = Buffer.from(rows.values);
+  const ends = new Uint32Array(rows.ends);
   let keyStart = 0;
   let valueStart = 0;
-  for (let i = 0; i < rows.keyEnds.length; i++) {
-    const keyEnd = rows.keyEnds[i];
-    const valueEnd = rows.valueEnds[i];
+  for (let i = 0; i < ends.length; i += 2) {
+    const keyEnd = ends[i];
+    const valueEnd = ends[i + 1];
     fn(rows.keys.slice(keyStart, keyEnd), deserializeAt(values, valueStart, valueEnd));
     keyStart = keyEnd;
     valueStart = valueEnd;

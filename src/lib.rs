@@ -239,15 +239,16 @@ impl RuntimeStore {
 }
 
 /// Key-value pairs, packed so that crossing costs a few values rather than two per pair: the keys
-/// end to end in one string (`keyEnds[i]`: where key i ends, in UTF-16 units), the values' bytes
-/// end to end in one buffer (`valueEnds[i]`).
+/// end to end in one string, the values' bytes end to end in one buffer, and `ends` a buffer of
+/// native-endian u32 pairs: where key i ends (in UTF-16 units, as JS counts), where value i ends.
+/// The ends travel as bytes because a JS array of numbers is built one element per call.
 #[napi(object, object_from_js = false)]
 pub struct KvRows {
     pub keys: String,
-    pub key_ends: Vec<u32>,
     #[napi(ts_type = "ArrayBuffer")]
     pub values: storage::Bytes,
-    pub value_ends: Vec<u32>,
+    #[napi(ts_type = "ArrayBuffer")]
+    pub ends: storage::Bytes,
 }
 
 #[napi(object)]
@@ -261,11 +262,15 @@ pub struct KvListOptions {
 }
 
 fn kv_rows(page: storage::KvPage) -> KvRows {
+    let mut ends = Vec::with_capacity(page.len() * 8);
+    for (key_end, value_end) in page.key_ends.iter().zip(&page.value_ends) {
+        ends.extend_from_slice(&key_end.to_ne_bytes());
+        ends.extend_from_slice(&value_end.to_ne_bytes());
+    }
     KvRows {
         keys: page.keys,
-        key_ends: page.key_ends,
         values: storage::Bytes(page.values),
-        value_ends: page.value_ends,
+        ends: storage::Bytes(ends),
     }
 }
 
