@@ -120,6 +120,14 @@ describe("bookmarks", () => {
     expect(await back.alarmed()).toBe(false);
   });
 
+  it("getCurrentBookmark() inside a transaction is refused: that state is not committed yet", async () => {
+    const journal = start(tempDir()).env.JOURNAL.getByName("a");
+    await journal.write("one");
+    const err = await rejection(journal.bookmarkInTransaction());
+    expect(err.message).toBe("getCurrentBookmark() cannot be called inside a transaction: its state is not committed yet.");
+    expect(await journal.bookmark()).toMatch(BOOKMARK);
+  });
+
   it("an unknown bookmark, or a time before the history kept → RangeError", async () => {
     const journal = start(tempDir()).env.JOURNAL.getByName("a");
     await journal.write("one");
