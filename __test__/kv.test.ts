@@ -623,6 +623,26 @@ describe("value serialization (spec 68–71)", () => {
     });
   }
 
+  it("top-level strings and numbers read back by get(k) and kv.get(k) exactly as stored (spec 68)", async () => {
+    // The core reads these two kinds itself rather than through V8's deserializer: the edges of each.
+    const values = [
+      -0, NaN, Infinity, -Infinity, 0, 1, -1, 2 ** 30, 2 ** 31 - 1, -(2 ** 31), 2 ** 31, 2 ** 53, 1.5, 5e-324,
+      "", "plain", "Latin-1 é \u00ff \u0080", "two-byte 日本 \u{1F600}", "nul\0inside", "x".repeat(70_000),
+    ];
+    const got = await inObject(async (s, ctx) => {
+      const out: [unknown, unknown][] = [];
+      for (const value of values) {
+        await s.put("k", value);
+        out.push([await s.get("k"), ctx.storage.kv.get("k")]);
+      }
+      return out;
+    });
+    got.forEach(([viaGet, viaKv], i) => {
+      expect(Object.is(viaGet, values[i]), `get() of ${String(values[i]).slice(0, 20)}`).toBe(true);
+      expect(Object.is(viaKv, values[i]), `kv.get() of ${String(values[i]).slice(0, 20)}`).toBe(true);
+    });
+  });
+
   it("Date, Map, Set, RegExp with flags and BigInt round-trip (spec 68)", async () => {
     const got = await roundTrip({
       date: new Date(1_700_000_000_123),

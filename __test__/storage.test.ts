@@ -6,7 +6,7 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createRuntime, type Runtime, type RuntimeOptions } from "../lib/index.js";
 import { NativeDb } from "../lib/native-db.js";
-import { deserialize } from "../lib/values.js";
+import { readStored } from "../lib/values.js";
 import { Leftovers, Notes } from "./fixtures/storage-objects.js";
 import { rejection } from "./helpers.js";
 
@@ -36,9 +36,7 @@ afterEach(async () => {
 function readFromFile(file: string, key: string): unknown {
   const db = new NativeDb(file, false);
   try {
-    const bytes = db.kvGet(key);
-    return bytes === null ? undefined : deserialize(new Uint8Array(bytes));
-
+    return readStored(db.kvGet(key));
   } finally {
     db.close();
   }

@@ -34,7 +34,8 @@ export class NativeDb {
   finalize(statement: number): void {
     native.storageFinalize(this.#handle, statement);
   }
-  kvGet(key: string): ArrayBuffer | null {
+  /** The stored value: a string or number already read, else its serialized bytes; null when missing. */
+  kvGet(key: string): string | number | ArrayBuffer | null {
     return native.storageKvGet(this.#handle, key);
   }
   kvGetMany(keys: string[]): KvRows {

@@ -9,7 +9,7 @@ import { SqlStorage } from "./sql.js";
 import type { OpenFiles } from "./open-files.js";
 import { afterTurn } from "./turn.js";
 import { lazy, moveConstructorLast } from "./state.js";
-import { deserialize, deserializeAt, serialize } from "./values.js";
+import { deserializeAt, readStored, serialize } from "./values.js";
 
 /** What storage needs from the object's host: its input gate, how to reset it, its alarm. */
 export interface StorageHost {
@@ -373,8 +373,7 @@ export class StorageCore {
   }
 
   get(key: string): unknown {
-    const bytes = this.native(() => this.db.kvGet(key));
-    return bytes === null ? undefined : deserialize(new Uint8Array(bytes));
+    return readStored(this.native(() => this.db.kvGet(key)));
   }
 
   getMany(keys: string[]): Map<string, unknown> {

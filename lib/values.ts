@@ -85,6 +85,12 @@ export function deserialize(bytes: Uint8Array): unknown {
   return deserializeAt(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length), 0, bytes.length);
 }
 
+/** A value as the core's `kvGet` hands it over: already read when a string or number, else its bytes. */
+export function readStored(stored: string | number | ArrayBuffer | null): unknown {
+  if (stored === null) return undefined;
+  return stored instanceof ArrayBuffer ? deserialize(new Uint8Array(stored)) : stored;
+}
+
 /** The value stored in `bytes[start, end)`. */
 export function deserializeAt(bytes: Buffer, start: number, end: number): unknown {
   const primitive = deserializePrimitive(bytes, start, end);

@@ -93,6 +93,83 @@ unsafe fn array_buffer(env: sys::napi_env, bytes: &[u8]) -> Result<sys::napi_val
     Ok(out)
 }
 
+/// A value as `put()` stored it (V8's serialization format), handed to JS already read when it is
+/// a Latin-1 string or a number, the common cases, and as an ArrayBuffer for JS to deserialize
+/// otherwise. Reading those two here saves the buffer and a JS decode per `get()`; the checks are
+/// the JS side's (`deserializePrimitive` in lib/values.ts), so both read the same bytes the same way.
+pub struct StoredValue(pub Vec<u8>);
+
+/// The primitives read here: header 0xFF, version 13–15, then one tag.
+enum Primitive<'a> {
+    Latin1(&'a [u8]),
+    Number(f64),
+}
+
+const TAG_INT32: u8 = b'I';
+const TAG_DOUBLE: u8 = b'N';
+const TAG_ONE_BYTE_STRING: u8 = b'"';
+
+fn primitive(bytes: &[u8]) -> Option<Primitive<'_>> {
+    let [0xff, 13..=15, tag, body @ ..] = bytes else {
+        return None;
+    };
+    match *tag {
+        TAG_DOUBLE => Some(Primitive::Number(f64::from_le_bytes(body.try_into().ok()?))),
+        TAG_INT32 => {
+            let (zigzag, rest) = varint(body)?;
+            // As JS reads it: the varint taken modulo 2^32, then zigzag-decoded to an int32.
+            let zigzag = zigzag as u32;
+            let value = ((zigzag >> 1) as i32) ^ -((zigzag & 1) as i32);
+            rest.is_empty().then_some(Primitive::Number(value as f64))
+        }
+        TAG_ONE_BYTE_STRING => {
+            let (length, rest) = varint(body)?;
+            (rest.len() as u64 == length).then_some(Primitive::Latin1(rest))
+        }
+        _ => None,
+    }
+}
+
+/// A varint of up to five bytes and what follows it; None when longer or cut short.
+fn varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let mut value = 0u64;
+    for (i, &byte) in bytes.iter().enumerate().take(5) {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte < 0x80 {
+            return Some((value, &bytes[i + 1..]));
+        }
+    }
+    None
+}
+
+impl TypeName for StoredValue {
+    fn type_name() -> &'static str {
+        "string | number | ArrayBuffer"
+    }
+    fn value_type() -> ValueType {
+        ValueType::Unknown
+    }
+}
+
+impl ToNapiValue for StoredValue {
+    unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
+        match primitive(&value.0) {
+            Some(Primitive::Number(n)) => f64::to_napi_value(env, n),
+            Some(Primitive::Latin1(chars)) => {
+                let mut out = ptr::null_mut();
+                check(sys::napi_create_string_latin1(
+                    env,
+                    chars.as_ptr().cast(),
+                    chars.len() as isize,
+                    &mut out,
+                ))?;
+                Ok(out)
+            }
+            None => array_buffer(env, &value.0),
+        }
+    }
+}
+
 impl TypeName for SqlValue {
     fn type_name() -> &'static str {
         "null | number | string | ArrayBuffer"
@@ -127,5 +204,69 @@ fn check(status: sys::napi_status) -> Result<()> {
             Status::from(status),
             "napi call failed while converting a SQL value",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{primitive, Primitive};
+
+    fn number(bytes: &[u8]) -> Option<f64> {
+        match primitive(bytes)? {
+            Primitive::Number(n) => Some(n),
+            Primitive::Latin1(_) => None,
+        }
+    }
+
+    #[test]
+    fn reads_v8s_primitives_as_the_js_side_does() {
+        // Bytes as v8.serialize() writes them (Node 20, format version 15).
+        assert_eq!(number(&[0xff, 0x0f, b'I', 0x54]), Some(42.0));
+        assert_eq!(number(&[0xff, 0x0f, b'I', 0x53]), Some(-42.0));
+        assert_eq!(
+            number(&[0xff, 0x0f, b'I', 0xfe, 0xff, 0xff, 0xff, 0x0f]),
+            Some(2147483647.0)
+        );
+        assert_eq!(
+            number(&[0xff, 0x0f, b'I', 0xff, 0xff, 0xff, 0xff, 0x0f]),
+            Some(-2147483648.0)
+        );
+        let mut double = vec![0xff, 0x0f, b'N'];
+        double.extend_from_slice(&1.5f64.to_le_bytes());
+        assert_eq!(number(&double), Some(1.5));
+        let Some(Primitive::Latin1(chars)) = primitive(&[0xff, 0x0f, b'"', 0x02, b'h', 0xe9])
+        else {
+            panic!("a one-byte string");
+        };
+        assert_eq!(chars, b"h\xe9");
+    }
+
+    #[test]
+    fn anything_else_is_left_to_js() {
+        assert!(
+            primitive(&[0xff, 0x0f, b'"', 0x03, b'h', b'i']).is_none(),
+            "length short"
+        );
+        assert!(
+            primitive(&[0xff, 0x0f, b'I', 0x54, 0x00]).is_none(),
+            "trailing byte"
+        );
+        assert!(
+            primitive(&[0xff, 0x0f, b'N', 0, 0]).is_none(),
+            "short double"
+        );
+        assert!(primitive(&[0xff, 0x0c, b'I', 0x54]).is_none(), "version 12");
+        assert!(
+            primitive(&[0xff, 0x0f, b'I', 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]).is_none(),
+            "overlong varint"
+        );
+        assert!(
+            primitive(&[0xff, 0x0f, b'o', b'{', 0]).is_none(),
+            "an object"
+        );
+        assert!(
+            primitive(&[0xff, 0x0f, b'0']).is_none(),
+            "null stays a buffer: null means missing"
+        );
     }
 }
