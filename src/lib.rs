@@ -382,17 +382,19 @@ pub fn storage_kv_get_many(handle: u32, keys: Vec<String>) -> Result<KvRows> {
 }
 
 #[napi(catch_unwind)]
-pub fn storage_kv_put(handle: u32, keys: Vec<String>, values: Vec<Buffer>) -> Result<()> {
+pub fn storage_kv_put(handle: u32, keys: Vec<String>, values: Vec<&[u8]>) -> Result<()> {
     let entries: Vec<_> = keys
         .into_iter()
-        .zip(values.into_iter().map(|v| v.to_vec()))
+        .zip(values.into_iter().map(<[u8]>::to_vec))
         .collect();
     with_db(handle, |db| db.kv_put(&entries))
 }
 
+// Values as borrowed slices: napi-rs's owned `Uint8Array` and `Buffer` create and delete a napi
+// reference per value, which costs more than the copy the core makes anyway.
 #[napi(catch_unwind)]
-pub fn storage_kv_put_one(handle: u32, key: String, value: Uint8Array) -> Result<()> {
-    with_db(handle, |db| db.kv_put_one(&key, &value))
+pub fn storage_kv_put_one(handle: u32, key: String, value: &[u8]) -> Result<()> {
+    with_db(handle, |db| db.kv_put_one(&key, value))
 }
 
 #[napi(catch_unwind)]
