@@ -371,7 +371,7 @@ pub fn storage_finalize(handle: u32, statement: u32) -> Result<()> {
     })
 }
 
-#[napi(catch_unwind, ts_return_type = "ArrayBuffer | null")]
+#[napi(catch_unwind, ts_return_type = "string | number | ArrayBuffer | null")]
 pub fn storage_kv_get(handle: u32, key: String) -> Result<Option<storage::StoredValue>> {
     with_db(handle, |db| Ok(db.kv_get(&key)?.map(storage::StoredValue)))
 }
