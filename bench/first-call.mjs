@@ -11,9 +11,9 @@ let side;
 try {
   side = await import(`./sides/${sideName}.mjs`);
   const imported = performance.now();
-  await side.start("first");
+  const counter = await side.start("first");
   const started = performance.now();
-  const answer = await side.ping();
+  const answer = await counter.ping();
   const firstCall = performance.now();
   if (answer !== 1) throw new Error(`ping() answered ${answer}`);
   report({ userCode, imported, started, firstCall });

@@ -8,7 +8,6 @@ const storeUrl = new URL("../workers/store.mjs", import.meta.url);
 const workersUrl = new URL("../../dist/workers.js", import.meta.url);
 
 let runtime;
-let stub;
 let stores;
 
 /**
@@ -23,11 +22,11 @@ export async function loadWorker(url) {
   return import(`data:text/javascript,${encodeURIComponent(source)}`);
 }
 
-/** Creates an in-memory runtime with the Counter class and takes a stub to the object named `objectName`. */
+/** Creates an in-memory runtime with the Counter class and returns a stub to the object named `objectName`. */
 export async function start(objectName = "a") {
   const { Counter } = await loadWorker(counterUrl);
   runtime = createRuntime({ durableObjects: { COUNTER: Counter } });
-  stub = runtime.env.COUNTER.getByName(objectName);
+  return runtime.env.COUNTER.getByName(objectName);
 }
 
 /** Creates an in-memory runtime with the Store class, for the storage scenarios (SQLite-backed, the default). */
@@ -42,26 +41,7 @@ export function store(name) {
   return stores.getByName(name);
 }
 
-export function ping() {
-  return stub.ping();
-}
-
-export function increment() {
-  return stub.increment();
-}
-
-export async function callSequential(n) {
-  for (let i = 0; i < n; i++) await stub.ping();
-}
-
-export async function callConcurrent(n) {
-  const calls = new Array(n);
-  for (let i = 0; i < n; i++) calls[i] = stub.ping();
-  await Promise.all(calls);
-}
-
 export async function stop() {
-  stub = undefined;
   stores = undefined;
   await runtime?.dispose();
   runtime = undefined;

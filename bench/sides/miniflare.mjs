@@ -7,10 +7,9 @@ const counterPath = fileURLToPath(new URL("../workers/counter.mjs", import.meta.
 const storePath = fileURLToPath(new URL("../workers/store.mjs", import.meta.url));
 
 let mf;
-let stub;
 let stores;
 
-/** Starts workerd with the Counter class and takes a stub to the object named `objectName`. */
+/** Starts workerd with the Counter class and returns a stub to the object named `objectName`. */
 export async function start(objectName = "a") {
   // No persist option: Miniflare's default storage, SQLite files in a temporary directory removed by dispose().
   mf = new Miniflare({
@@ -20,7 +19,7 @@ export async function start(objectName = "a") {
     compatibilityDate: "2025-01-01",
   });
   const ns = await mf.getDurableObjectNamespace("COUNTER");
-  stub = ns.get(ns.idFromName(objectName));
+  return ns.get(ns.idFromName(objectName));
 }
 
 /**
@@ -42,26 +41,7 @@ export function store(name) {
   return stores.get(stores.idFromName(name));
 }
 
-export function ping() {
-  return stub.ping();
-}
-
-export function increment() {
-  return stub.increment();
-}
-
-export async function callSequential(n) {
-  for (let i = 0; i < n; i++) await stub.ping();
-}
-
-export async function callConcurrent(n) {
-  const calls = new Array(n);
-  for (let i = 0; i < n; i++) calls[i] = stub.ping();
-  await Promise.all(calls);
-}
-
 export async function stop() {
-  stub = undefined;
   stores = undefined;
   await mf?.dispose();
   mf = undefined;
