@@ -2,31 +2,15 @@
 // with SIGKILL; a new child on the same folder fires every alarm that came due meanwhile, within one
 // second of its start, and keeps the ones not yet due.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { FAR, NEAR, NEAR_DELAY_MS, type Fired } from "./fixtures/alarm-writer.js";
-import { assertFreshBuild, REGISTER, ROOT } from "./helpers.js";
+import { REGISTER, ROOT, useChildProcesses } from "./helpers.js";
 
 const WRITER = fileURLToPath(new URL("./fixtures/alarm-writer.ts", import.meta.url));
 const CHILD_LIMIT_MS = 15_000;
 
-const children = new Set<ChildProcess>();
-let folder: string;
-
-beforeAll(() => {
-  assertFreshBuild();
-  folder = mkdtempSync(join(tmpdir(), "durable-alarm-restart-"));
-});
-afterEach(() => {
-  for (const child of children) child.kill("SIGKILL");
-  children.clear();
-});
-afterAll(() => {
-  if (folder) rmSync(folder, { recursive: true, force: true });
-});
+const processes = useChildProcesses("durable-alarm-restart-");
 
 interface Ready {
   ready: true;
@@ -55,11 +39,11 @@ interface Run {
 
 /** Runs the writer in `mode`; `onLine` sees each JSON line as it comes and may kill the child. */
 function runWriter(mode: "set" | "fire", onLine: (line: Line, child: ChildProcess) => void = () => {}): Promise<Run> {
-  const child = spawn(process.execPath, ["--import", REGISTER, WRITER, folder, mode], {
+  const child = spawn(process.execPath, ["--import", REGISTER, WRITER, processes.folder, mode], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
   });
-  children.add(child);
+  processes.children.add(child);
   const lines: Line[] = [];
   let pending = "";
   let stderr = "";
@@ -77,7 +61,7 @@ function runWriter(mode: "set" | "fire", onLine: (line: Line, child: ChildProces
   return new Promise((resolve) => {
     child.on("close", (code, signal) => {
       clearTimeout(guard);
-      children.delete(child);
+      processes.children.delete(child);
       resolve({ lines, code, signal, stderr });
     });
   });

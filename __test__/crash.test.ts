@@ -2,33 +2,17 @@
 // acknowledged turn and never leaves a turn half applied.
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createRuntime } from "../lib/index.js";
 import { CrashWriter } from "./fixtures/crash-writer.js";
-import { assertFreshBuild, REGISTER, ROOT } from "./helpers.js";
+import { REGISTER, ROOT, useChildProcesses } from "./helpers.js";
 
 const WRITER = fileURLToPath(new URL("./fixtures/crash-writer.ts", import.meta.url));
 const TRIALS = 8;
 const NO_ACK_LIMIT_MS = 10_000;
 
-const children = new Set<ChildProcess>();
-let folder: string;
-
-beforeAll(() => {
-  assertFreshBuild();
-  folder = mkdtempSync(join(tmpdir(), "durable-crash-"));
-});
-afterEach(() => {
-  for (const child of children) child.kill("SIGKILL");
-  children.clear();
-});
-afterAll(() => {
-  if (folder) rmSync(folder, { recursive: true, force: true });
-});
+const processes = useChildProcesses("durable-crash-");
 
 interface Run {
   acks: number[];
@@ -39,11 +23,11 @@ interface Run {
 
 /** Starts the writer and kills it `delayMs` after its first acknowledged turn. */
 async function runWriter(delayMs: number): Promise<Run> {
-  const child = spawn(process.execPath, ["--import", REGISTER, WRITER, folder], {
+  const child = spawn(process.execPath, ["--import", REGISTER, WRITER, processes.folder], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
   });
-  children.add(child);
+  processes.children.add(child);
   let stdout = "";
   let stderr = "";
   let killTimer: NodeJS.Timeout | undefined;
@@ -58,14 +42,14 @@ async function runWriter(delayMs: number): Promise<Run> {
   const [code, signal] = (await once(child, "close")) as [number | null, NodeJS.Signals | null];
   clearTimeout(guard);
   clearTimeout(killTimer);
-  children.delete(child);
+  processes.children.delete(child);
   // Only whole lines count: a line is printed after its turn's call returned.
   const acks = stdout.split("\n").slice(0, -1).map(Number);
   return { acks, code, signal, stderr };
 }
 
 async function inventory(): Promise<ReturnType<CrashWriter["inventory"]>> {
-  const runtime = createRuntime({ durableObjects: { WRITER: CrashWriter }, persist: folder });
+  const runtime = createRuntime({ durableObjects: { WRITER: CrashWriter }, persist: processes.folder });
   try {
     return await (runtime.env as Record<string, any>).WRITER.getByName("crash").inventory();
   } finally {

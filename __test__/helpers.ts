@@ -1,7 +1,10 @@
 // What several test files share: awaiting a rejection, and the built package child processes run.
-import { existsSync, readdirSync, statSync } from "node:fs";
+import type { ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { afterAll, afterEach, beforeAll } from "vitest";
 
 /** The error `promise` rejects with; fails when it resolves. */
 export async function rejection(promise: PromiseLike<unknown>): Promise<any> {
@@ -27,4 +30,28 @@ export function assertFreshBuild(): void {
     (name) => name.endsWith(".ts") && statSync(join(ROOT, "lib", name)).mtimeMs > built,
   );
   if (stale.length > 0) throw new Error(`dist/ is older than lib/${stale[0]}: run \`npm run build\` first.`);
+}
+
+/**
+ * For a test file whose tests run real child processes: checks the build first, gives the file one
+ * state folder (removed at the end), and kills with SIGKILL every child still in `children` after
+ * each test, so that a failed test leaves no process behind.
+ */
+export function useChildProcesses(folderPrefix: string): {
+  readonly folder: string;
+  readonly children: Set<ChildProcess>;
+} {
+  const state = { folder: "", children: new Set<ChildProcess>() };
+  beforeAll(() => {
+    assertFreshBuild();
+    state.folder = mkdtempSync(join(tmpdir(), folderPrefix));
+  });
+  afterEach(() => {
+    for (const child of state.children) child.kill("SIGKILL");
+    state.children.clear();
+  });
+  afterAll(() => {
+    if (state.folder) rmSync(state.folder, { recursive: true, force: true });
+  });
+  return state;
 }
