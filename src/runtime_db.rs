@@ -123,7 +123,8 @@ mod tests {
 
     #[test]
     fn namespace_keys_persist_across_opens() {
-        let dir = std::env::temp_dir().join(format!("dn-runtime-db-{}", random_key().unwrap()));
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("state");
         let first = RuntimeDb::open(&dir)
             .unwrap()
             .namespace_key("Room")
@@ -131,6 +132,5 @@ mod tests {
         let db = RuntimeDb::open(&dir).unwrap();
         assert_eq!(db.namespace_key("Room").unwrap(), first);
         assert_ne!(db.namespace_key("Other").unwrap(), first);
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -330,12 +330,8 @@ mod tests {
 
     #[test]
     fn a_bookmark_restores_on_the_next_start_and_its_undo_bookmark_brings_the_rest_back() {
-        let dir = std::env::temp_dir().join(format!(
-            "dn-bookmarks-{}",
-            crate::runtime_db::random_key().unwrap()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("o.sqlite");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.sqlite");
         let mut db = Database::open(Some(&path), Durability::Normal).unwrap();
         db.kv_put_one("k", &[1]).unwrap();
         let first = db.current_bookmark().unwrap();
@@ -372,25 +368,19 @@ mod tests {
         assert!(db
             .schedule_restore("00000000-00000000-00000999-00000000000000000000000000000000")
             .is_err());
-        drop(db);
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn a_restore_that_cannot_happen_fails_once_and_is_dropped() {
-        let dir = std::env::temp_dir().join(format!(
-            "dn-bookmarks-{}",
-            crate::runtime_db::random_key().unwrap()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("o.sqlite");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.sqlite");
         let mut db = Database::open(Some(&path), Durability::Normal).unwrap();
         db.kv_put_one("k", &[1]).unwrap();
         let bookmark = db.current_bookmark().unwrap();
         db.schedule_restore(&bookmark).unwrap();
         drop(db);
         // The history is gone (as after a WAL reset) while the restore is still pending.
-        std::fs::remove_file(dir.join("o.sqlite.bookmarks")).unwrap();
+        std::fs::remove_file(dir.path().join("o.sqlite.bookmarks")).unwrap();
         let mut db = Database::open(Some(&path), Durability::Normal).unwrap();
         assert!(db.apply_pending_restore().is_err());
         assert!(
@@ -398,18 +388,12 @@ mod tests {
             "the next start is not stuck on it"
         );
         assert_eq!(value(&mut db), [1]);
-        drop(db);
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn unchanged_state_reuses_its_record_and_a_torn_record_is_dropped() {
-        let dir = std::env::temp_dir().join(format!(
-            "dn-bookmarks-{}",
-            crate::runtime_db::random_key().unwrap()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("o.sqlite");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.sqlite");
         let mut db = Database::open(Some(&path), Durability::Normal).unwrap();
         db.kv_put_one("k", &[1]).unwrap();
         let first = db.current_bookmark().unwrap();
@@ -422,7 +406,7 @@ mod tests {
         assert!(db.current_bookmark().is_err(), "not inside a transaction");
         db.end_savepoint(depth, true).unwrap();
         drop(db);
-        let file = dir.join("o.sqlite.bookmarks");
+        let file = dir.path().join("o.sqlite.bookmarks");
         let mut bytes = std::fs::read(&file).unwrap();
         bytes.extend_from_slice(&[7; 20]);
         std::fs::write(&file, bytes).unwrap();
@@ -436,8 +420,6 @@ mod tests {
             db.apply_pending_restore().unwrap(),
             "records written after the torn one still line up"
         );
-        drop(db);
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
