@@ -5,13 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createRuntime, type DurableObjectState, type Runtime, type RuntimeOptions } from "../lib/index.js";
-import {
-  LegacyProbe,
-  storageOf,
-  TxnProbe,
-  type DurableObjectStorage,
-  type DurableObjectTransaction,
-} from "./fixtures/txn-objects.js";
+import { storageOf, type DurableObjectStorage, type DurableObjectTransaction } from "./fixtures/storage-types.js";
+import { LegacyProbe, TxnProbe } from "./fixtures/txn-objects.js";
 import { rejection } from "./helpers.js";
 
 const runtimes: Runtime[] = [];
