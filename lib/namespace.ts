@@ -29,32 +29,19 @@ export interface NamespaceOptions {
   readonly files: OpenFiles | undefined;
 }
 
+// The options become the core's own read-only fields (declared by this interface, set by the constructor).
+export interface NamespaceCore extends NamespaceOptions {}
+
 /** The class and objects behind one namespace, shared by every binding to that class. */
 export class NamespaceCore implements ActorClass {
   readonly hosts = new Map<string, ActorHost>();
   readonly #names = new Map<string, string>();
-  readonly className: string;
-  readonly Class: ActorClass["Class"];
-  readonly sqlite: boolean;
-  readonly keys: NativeKeys;
-  readonly persistDir: string | undefined;
-  readonly fullSync: boolean;
-  readonly alarmNamespace: number;
-  readonly files: OpenFiles | undefined;
-
   constructor(
     readonly system: ActorSystem & { onHost(host: ActorHost): void },
     options: NamespaceOptions,
     readonly bindings: { readonly env: Record<string, unknown>; readonly exports: Record<string, unknown> },
   ) {
-    this.className = options.className;
-    this.Class = options.Class;
-    this.sqlite = options.sqlite;
-    this.keys = options.keys;
-    this.persistDir = options.persistDir;
-    this.fullSync = options.fullSync;
-    this.alarmNamespace = options.alarmNamespace;
-    this.files = options.files;
+    Object.assign(this, options);
   }
 
   /**
