@@ -9,6 +9,8 @@ import { copyValue, type Owner } from "./rpc.js";
 import { DurableObjectState } from "./state.js";
 import { afterTurn } from "./turn.js";
 import { DurableObjectStorage, StorageCore, type StorageHost, type StorageOptions } from "./storage.js";
+import type { SocketHub } from "./socket-hub.js";
+import type { WebSocket } from "./websocket.js";
 
 /** What the hosts of one runtime share. */
 export interface ActorSystem {
@@ -17,6 +19,7 @@ export interface ActorSystem {
   readonly blockConcurrencyTimeoutMs: number;
   readonly alarms: AlarmScheduler;
   readonly compat: Compat;
+  readonly sockets: SocketHub;
   nextToken(): number;
   /** Throws once the runtime is disposed. */
   assertLive(): void;
@@ -78,6 +81,8 @@ export class ActorHost implements StorageHost, AlarmHost {
   #alarm: ObjectAlarm | undefined;
   #constructing = false;
   readonly #inFlight = new Set<PendingEvent>();
+  /** The live instance's JS faces of its hibernatable sockets, by the core's socket id. */
+  readonly #sockets = new Map<number, WebSocket>();
 
   constructor(
     readonly system: ActorSystem,
@@ -210,6 +215,30 @@ export class ActorHost implements StorageHost, AlarmHost {
     } catch (err) {
       event.reject(remoteError(err));
     }
+  }
+
+  /** A hibernatable socket's event: wakes the instance if it hibernated; settles when handled. */
+  deliverSocketEvent(work: (instance: object) => unknown): Promise<unknown> {
+    return this.deliver(this.generation, work, false);
+  }
+
+  rememberSocket(id: number, ws: WebSocket): void {
+    this.#sockets.set(id, ws);
+  }
+
+  /** The instance's face of socket `id`, made on first use after waking. */
+  socketFor(id: number, make: () => WebSocket): WebSocket {
+    let ws = this.#sockets.get(id);
+    if (ws === undefined) this.#sockets.set(id, (ws = make()));
+    return ws;
+  }
+
+  socketIfAlive(id: number): WebSocket | undefined {
+    return this.#sockets.get(id);
+  }
+
+  forgetSocket(id: number): void {
+    this.#sockets.delete(id);
   }
 
   /** ctx.storage of the instance whose ctx is `state`, over a database that outlives instances. */
@@ -409,6 +438,7 @@ export class ActorHost implements StorageHost, AlarmHost {
     this.#state = undefined;
     this.#owner = undefined;
     this.#criticalDepth = 0;
+    this.#sockets.clear();
   }
 }
 

@@ -1,4 +1,8 @@
-// Workers globals that DO code relies on and Node lacks: `scheduler.wait`, `navigator.userAgent`.
+// Workers globals that DO code relies on and Node lacks: `scheduler.wait`, `navigator.userAgent`,
+// `WebSocketPair` and its `WebSocket`, and a `Response` that takes status 101 with a WebSocket.
+
+import { Response } from "./response.js";
+import { CloseEvent, ErrorEvent, WebSocket, WebSocketPair, WebSocketRequestResponsePair } from "./websocket.js";
 
 declare global {
   // eslint-disable-next-line no-var
@@ -22,5 +26,17 @@ Object.defineProperty(g.navigator as object, "userAgent", {
   configurable: true,
   enumerable: true,
 });
+
+function define(name: string, value: unknown): void {
+  Object.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });
+}
+
+define("WebSocketPair", WebSocketPair);
+define("WebSocketRequestResponsePair", WebSocketRequestResponsePair);
+// Ours builds pair ends; `new WebSocket(url)` still makes Node's client where Node has one.
+define("WebSocket", WebSocket);
+define("Response", Response);
+if (typeof g.CloseEvent !== "function") define("CloseEvent", CloseEvent);
+if (typeof g.ErrorEvent !== "function") define("ErrorEvent", ErrorEvent);
 
 export {};

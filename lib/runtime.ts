@@ -1,7 +1,9 @@
 // createRuntime(): namespaces, bindings and lifecycle of one set of Durable Objects in this process.
 
 import fs from "node:fs";
+import type { IncomingMessage } from "node:http";
 import path from "node:path";
+import type { Duplex } from "node:stream";
 import type { RuntimeStore } from "../native/binding.js";
 import type { ActorHost, ActorSystem, PendingEvent } from "./actor.js";
 import { ActorTable } from "./actor-table.js";
@@ -12,6 +14,7 @@ import { DurableObjectId } from "./id.js";
 import { call, native } from "./native.js";
 import { DurableObjectNamespace, NamespaceCore } from "./namespace.js";
 import { OpenFiles } from "./open-files.js";
+import { SocketHub } from "./socket-hub.js";
 import type { DurableObjectState } from "./state.js";
 import type { DurableObjectStub } from "./stub.js";
 import { clearAmbient, setAmbient } from "./workers.js";
@@ -50,6 +53,11 @@ export interface RuntimeOptions {
   maxOpenDatabases?: number;
   /** Evict an object after this long without events. Default 70 s (Cloudflare: 70–140 s). */
   idleTimeoutMs?: number;
+  /**
+   * Hibernate an object whose only work is hibernatable WebSockets after this long without events:
+   * its instance is dropped, its sockets stay open in the core. Default 10 s (as Cloudflare).
+   */
+  hibernationTimeoutMs?: number;
   /** How long blockConcurrencyWhile() may run before the object is reset. Default 30 s. */
   blockConcurrencyTimeoutMs?: number;
   /** The time alarms follow: the system clock by default; `new ManualClock()` in tests. */
@@ -76,6 +84,18 @@ export interface Runtime<Env = Record<string, unknown>> {
   readonly env: Env;
   /** Drops the object's instance as if it had been idle; its next event constructs a new one. */
   evict(stub: DurableObjectStub): Promise<void>;
+  /**
+   * Hibernates the object now: its instance is dropped, its hibernatable WebSockets stay open
+   * (with their tags and attachments) and the next event on one of them wakes a new instance.
+   */
+  hibernate(stub: DurableObjectStub): Promise<void>;
+  /**
+   * Hands a Node HTTP server's upgrade request to the runtime (the server's `upgrade` event):
+   * `response` is what the Worker or object answered, a 101 whose `webSocket` is the client end
+   * of a pair. From then on the connection is served by the core; any other response is written
+   * to the client as is.
+   */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, response: Response): void;
   /** Runs the object's alarm now, due or not; resolves whether one ran (a failure rejects). */
   runAlarm(stub: DurableObjectStub): Promise<boolean>;
   /**
@@ -89,6 +109,7 @@ export interface Runtime<Env = Record<string, unknown>> {
 }
 
 const DEFAULT_IDLE_MS = 70_000;
+const DEFAULT_HIBERNATION_MS = 10_000;
 const DEFAULT_BCW_TIMEOUT_MS = 30_000;
 const DEFAULT_ALARM_TIMEOUT_MS = 15 * 60_000;
 
@@ -105,6 +126,7 @@ class RuntimeImpl implements Runtime, ActorSystem {
   readonly blockConcurrencyTimeoutMs: number;
   readonly alarms: AlarmScheduler;
   readonly compat: Compat;
+  readonly sockets: SocketHub;
   readonly #hosts: ActorHost[] = [];
   readonly #cores = new Map<string, NamespaceCore>();
   readonly #store: RuntimeStore | undefined;
@@ -120,6 +142,7 @@ class RuntimeImpl implements Runtime, ActorSystem {
       throw new TypeError("createRuntime(options): options must be an object.");
     }
     const idleMs = positiveMs(options.idleTimeoutMs, DEFAULT_IDLE_MS, "idleTimeoutMs");
+    const hibernateMs = positiveMs(options.hibernationTimeoutMs, DEFAULT_HIBERNATION_MS, "hibernationTimeoutMs");
     this.blockConcurrencyTimeoutMs = positiveMs(
       options.blockConcurrencyTimeoutMs,
       DEFAULT_BCW_TIMEOUT_MS,
@@ -138,16 +161,19 @@ class RuntimeImpl implements Runtime, ActorSystem {
       (className, hex) => this.#cores.get(className)?.hostByHex(hex),
       alarmTimeoutMs,
     );
+    this.sockets = new SocketHub((handle) => this.#hosts[handle]);
     try {
       this.#bind(options);
     } catch (err) {
       this.alarms.close();
+      this.sockets.free();
       this.#store?.close();
       throw err;
     }
     // Alarms that came due while no process ran fire now.
     this.alarms.arm();
-    this.#sweep = setInterval(() => this.#evictIdle(idleMs), Math.max(10, Math.min(idleMs / 2, 5_000)));
+    const period = Math.max(10, Math.min(idleMs / 2, hibernateMs / 2, 5_000));
+    this.#sweep = setInterval(() => this.#evictIdle(idleMs, hibernateMs), period);
     this.#sweep.unref();
     setAmbient(this.env, this.exports);
   }
@@ -224,12 +250,25 @@ class RuntimeImpl implements Runtime, ActorSystem {
     this.#hosts[host.handle] = host;
   }
 
-  #evictIdle(idleMs: number): void {
-    for (const handle of this.actors.idle(idleMs)) this.#hosts[handle]?.evict();
+  #evictIdle(idleMs: number, hibernateMs: number): void {
+    const idle = new Set(this.actors.idle(idleMs));
+    // An object with hibernatable sockets hibernates sooner; the others wait out idleMs.
+    for (const handle of this.actors.idle(Math.min(idleMs, hibernateMs))) {
+      if (idle.has(handle) || this.sockets.count(handle) > 0) this.#hosts[handle]?.evict();
+    }
   }
 
   async evict(stub: DurableObjectStub): Promise<void> {
     this.#hostOf(stub, "evict")?.evict();
+  }
+
+  async hibernate(stub: DurableObjectStub): Promise<void> {
+    this.#hostOf(stub, "hibernate")?.evict();
+  }
+
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, response: Response): void {
+    this.assertLive();
+    this.sockets.handleUpgrade(req, socket, head, response);
   }
 
   runAlarm(stub: DurableObjectStub): Promise<boolean> {
@@ -278,6 +317,7 @@ class RuntimeImpl implements Runtime, ActorSystem {
     const reason = new Error("The durable-node runtime was disposed while this call was pending.");
     this.alarms.close();
     for (const host of this.#hosts) host?.close(reason);
+    this.sockets.free();
     this.actors.free();
 
     this.#store?.close();

@@ -4,13 +4,9 @@ import type { ActorHost } from "./actor.js";
 import { argumentTypeError, resetError } from "./errors.js";
 import type { DurableObjectId } from "./id.js";
 import type { DurableObjectStorage } from "./storage.js";
+import { WebSocket, WebSocketRequestResponsePair } from "./websocket.js";
 
 const MAX_EVENT_TIMEOUT_MS = 604_800_000;
-
-// WebSocket hibernation is not built yet (issue 5); these methods say so instead of pretending.
-function webSocketsNotYet(method: string): Error {
-  return new Error(`ctx.${method}() is not supported yet by durable-node: hibernatable WebSockets are not implemented.`);
-}
 
 export class DurableObjectState {
   // Lazy own properties, defined in the constructor (types only here).
@@ -21,7 +17,6 @@ export class DurableObjectState {
   declare readonly props: Record<string, unknown>;
   declare readonly exports: Record<string, unknown>;
   readonly #host: ActorHost;
-  #eventTimeoutMs: number | null = null;
 
   /** @internal built by the runtime for each new instance. */
   constructor(host: ActorHost, id: unknown, exports: object) {
@@ -47,41 +42,60 @@ export class DurableObjectState {
     return this.#host.critical(this, callback);
   }
 
-  acceptWebSocket(_ws: unknown, _tags?: string[]): void {
-    throw webSocketsNotYet("acceptWebSocket");
+  acceptWebSocket(ws: WebSocket, tags?: string[]): void {
+    this.#host.assertCurrent(this);
+    if (!isWebSocket(ws)) throw argumentTypeError("acceptWebSocket", "DurableObjectState", 1, "WebSocket");
+    this.#host.system.sockets.accept(this.#host, ws, tags);
   }
 
-  getWebSockets(_tag?: string): never {
-    throw webSocketsNotYet("getWebSockets");
+  getWebSockets(tag?: string): WebSocket[] {
+    this.#host.assertCurrent(this);
+    return this.#host.system.sockets.list(this.#host, tag === undefined ? undefined : String(tag));
   }
 
-  setWebSocketAutoResponse(_pair?: unknown): void {
-    throw webSocketsNotYet("setWebSocketAutoResponse");
+  setWebSocketAutoResponse(maybeReqResp?: WebSocketRequestResponsePair): void {
+    this.#host.assertCurrent(this);
+    if (maybeReqResp !== undefined && !(maybeReqResp instanceof WebSocketRequestResponsePair)) {
+      throw argumentTypeError("setWebSocketAutoResponse", "DurableObjectState", 1, "WebSocketRequestResponsePair");
+    }
+    this.#host.system.sockets.setAutoResponse(this.#host, maybeReqResp);
   }
 
-  getWebSocketAutoResponse(): never {
-    throw webSocketsNotYet("getWebSocketAutoResponse");
+  getWebSocketAutoResponse(): WebSocketRequestResponsePair | null {
+    const pair = this.#host.system.sockets.autoResponse(this.#host);
+    return pair === null ? null : new WebSocketRequestResponsePair(pair[0], pair[1]);
   }
 
-  getWebSocketAutoResponseTimestamp(_ws: unknown): never {
-    throw webSocketsNotYet("getWebSocketAutoResponseTimestamp");
+  getWebSocketAutoResponseTimestamp(ws: WebSocket): Date | null {
+    if (!isWebSocket(ws)) {
+      throw argumentTypeError("getWebSocketAutoResponseTimestamp", "DurableObjectState", 1, "WebSocket");
+    }
+    const binding = WebSocket.bindingOf(ws);
+    const time = binding === undefined ? null : this.#host.system.sockets.autoResponseTimestamp(binding.id);
+    return time === null ? null : new Date(time);
   }
 
   setHibernatableWebSocketEventTimeout(timeoutMs?: number): void {
-    if (timeoutMs === undefined || timeoutMs === 0) {
-      this.#eventTimeoutMs = null;
-      return;
+    let ms: number | null = null;
+    if (timeoutMs !== undefined && timeoutMs !== 0) {
+      if (timeoutMs > MAX_EVENT_TIMEOUT_MS) throw new Error("Event timeout should not exceed 604800000 ms.");
+      ms = Number(timeoutMs);
     }
-    if (timeoutMs > MAX_EVENT_TIMEOUT_MS) throw new Error("Event timeout should not exceed 604800000 ms.");
-    this.#eventTimeoutMs = timeoutMs;
+    this.#host.system.sockets.setEventTimeout(this.#host, ms);
   }
 
   getHibernatableWebSocketEventTimeout(): number | null {
-    return this.#eventTimeoutMs;
+    return this.#host.system.sockets.eventTimeout(this.#host);
   }
 
-  getTags(_ws: unknown): never {
-    throw webSocketsNotYet("getTags");
+  getTags(ws: WebSocket): string[] {
+    if (!isWebSocket(ws)) throw argumentTypeError("getTags", "DurableObjectState", 1, "WebSocket");
+    const binding = WebSocket.bindingOf(ws);
+    if (binding === undefined) {
+      if (WebSocket.isAccepted(ws)) throw new Error("only hibernatable websockets can have tags.");
+      throw new Error("you must call 'acceptWebSocket()' before attempting to access the tags of a WebSocket.");
+    }
+    return this.#host.system.sockets.tags(binding.id);
   }
 
   /** Resets the object: every pending call fails with the reason; this call never returns. */
@@ -132,4 +146,9 @@ export function moveConstructorLast(proto: object): void {
   const desc = Object.getOwnPropertyDescriptor(proto, "constructor")!;
   delete (proto as { constructor?: unknown }).constructor;
   Object.defineProperty(proto, "constructor", desc);
+}
+
+/** An end of a WebSocketPair (not Node's own client, which the global WebSocket also recognises). */
+function isWebSocket(value: unknown): value is WebSocket {
+  return Function.prototype[Symbol.hasInstance].call(WebSocket, value);
 }

@@ -28,6 +28,9 @@ pub enum CoreError {
         message: String,
         code: i32,
     },
+    /// A WebSocket rule (the per-object socket cap), already worded.
+    WebSocket(String),
+    NoSuchSocket(u32),
 }
 
 impl CoreError {
@@ -44,7 +47,9 @@ impl CoreError {
             | CoreError::Sqlite(_)
             | CoreError::Sql(_)
             | CoreError::Storage(_)
-            | CoreError::CommitFailed { .. } => "Error",
+            | CoreError::CommitFailed { .. }
+            | CoreError::WebSocket(_)
+            | CoreError::NoSuchSocket(_) => "Error",
         }
     }
 }
@@ -69,7 +74,12 @@ impl fmt::Display for CoreError {
             CoreError::Sqlite(m)
             | CoreError::RangeError(m)
             | CoreError::Sql(m)
-            | CoreError::Storage(m) => f.write_str(m),
+            | CoreError::Storage(m)
+            | CoreError::WebSocket(m) => f.write_str(m),
+            CoreError::NoSuchSocket(id) => write!(
+                f,
+                "This WebSocket is no longer known to its Durable Object (socket {id} was closed)."
+            ),
             // Constraints left violated at commit (deferred foreign keys): workerd's reset
             // message, which names the primary code only (spec 100).
             CoreError::CommitFailed { message, code }

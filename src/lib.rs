@@ -13,8 +13,11 @@
 //! - [`Alarms`] is the runtime-wide alarm index ([`alarm::AlarmIndex`]); JS keeps one timer for
 //!   its earliest entry, so no Rust thread ever calls into JS.
 //! - [`RuntimeStore`] is `runtime.sqlite` of a persisted runtime (namespace keys).
+//! - `ws_*` functions ([`websocket_napi`]) reach a runtime's WebSocket hub ([`websocket::Hub`]):
+//!   sockets that outlive their object's JS instance (hibernation), and network connections
+//!   served on the core's own thread, whose frames wake JS once per batch.
 //!
-//! Logic lives in plain modules (`id`, `actor`, `storage`, `alarm`, `runtime_db`) tested with
+//! Logic lives in plain modules (`id`, `actor`, `storage`, `alarm`, `runtime_db`, `websocket`) tested with
 //! `cargo test`; this file only converts values and errors ([`error::CoreError`] → `napi::Error`).
 
 #![deny(clippy::all)]
@@ -26,6 +29,8 @@ pub mod error;
 pub mod id;
 pub mod runtime_db;
 pub mod storage;
+pub mod websocket;
+pub mod websocket_napi;
 
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
