@@ -1,7 +1,8 @@
 // WebSockets over a real loopback connection (spec §9 through the network): a Node HTTP server
 // hands upgrades to the runtime (`runtime.handleUpgrade`), the `ws` package is the client.
+import { createHash, randomBytes } from "node:crypto";
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import WebSocketClient from "ws";
 import { createRuntime, type Runtime } from "../lib/index.js";
@@ -104,5 +105,77 @@ describe("network WebSockets", () => {
     await until(() => all.every((c) => c.received.length === 1), "the broadcast");
     expect(Room.constructed).toBe(2);
     expect(all.map((c) => c.received[0])).toEqual(all.map((_, i) => `c${i}:hi`));
+  });
+});
+
+/** A raw TCP client that does the opening handshake by hand, for frames `ws` would not send. */
+async function rawConnect(): Promise<net.Socket> {
+  const { port } = server.address() as AddressInfo;
+  const socket = net.connect(port, "127.0.0.1");
+  const key = randomBytes(16).toString("base64");
+  socket.write(
+    `GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+  );
+  const head = await new Promise<string>((resolve) => socket.once("data", (d) => resolve(d.toString("latin1"))));
+  const accept = createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64");
+  expect(head).toContain("HTTP/1.1 101 Switching Protocols");
+  expect(head).toContain(`Sec-WebSocket-Accept: ${accept}`);
+  return socket;
+}
+
+describe("protocol details and bad input (spec 229, 246)", () => {
+  it("protocol pings are answered by the core and never reach the object (229)", async () => {
+    const { ws } = await connect();
+    await runtime.hibernate((runtime.env as Record<string, any>).ROOM.getByName("net"));
+    const pong = new Promise<string>((resolve) => ws.once("pong", (data) => resolve(data.toString())));
+    ws.ping("are you there");
+    expect(await pong).toBe("are you there");
+    await new Promise((r) => setTimeout(r, 20));
+    expect(Room.seen).toEqual([]);
+    expect(Room.constructed).toBe(1); // still hibernated
+  });
+
+  it("a message over 32 MiB: the client gets 1009, the object webSocketError (246)", async () => {
+    const { ws, closed } = await connect();
+    ws.send("x".repeat(32 * 1024 * 1024 + 1));
+    expect((await closed)[0]).toBe(1009);
+    await until(() => Room.seen.length === 1);
+    expect(Room.seen[0]![0]).toBe("error");
+    expect(Room.seen[0]![1]).toMatch(/^Error: WebSocket message too large: .*the limit is 32 MiB\.$/);
+    // Exactly 32 MiB is fine.
+    const next = await connect();
+    next.ws.send(Buffer.alloc(32 * 1024 * 1024));
+    await until(() => next.received.length === 1, "the 32 MiB echo");
+    expect((next.received[0] as number[]).length).toBe(32 * 1024 * 1024);
+  });
+
+  it("an unmasked client frame is a protocol error: close 1002, webSocketError, the process unharmed", async () => {
+    const socket = await rawConnect();
+    const closeFrame = new Promise<Buffer>((resolve) => socket.once("data", resolve));
+    socket.write(Buffer.from([0x81, 0x02, 0x68, 0x69])); // text "hi" without a mask
+    const frame = await closeFrame;
+    expect(frame[0]).toBe(0x88);
+    expect(frame.readUInt16BE(2)).toBe(1002);
+    await until(() => Room.seen.length === 1);
+    expect(Room.seen[0]![1]).toMatch(/^Error: WebSocket protocol error: /);
+    socket.destroy();
+    const { ws, received } = await connect();
+    ws.send("still here");
+    await until(() => received.length === 1);
+  });
+
+  it("a client that never reads is cut off once 64 MiB wait for it; the object hears webSocketError", async () => {
+    const socket = await rawConnect();
+    socket.pause();
+    const mask = Buffer.from([1, 2, 3, 4]);
+    const text = Buffer.from("flood:100");
+    const masked = Buffer.from(text.map((b, i) => b ^ mask[i % 4]!));
+    socket.write(Buffer.concat([Buffer.from([0x81, 0x80 | text.length]), mask, masked]));
+    await until(() => Room.seen.some((s) => s[0] === "error"), "the cut");
+    expect(Room.seen.find((s) => s[0] === "error")![1]).toBe(
+      "Error: The WebSocket peer stopped reading: more than 64 MiB waited to be sent, so the connection was closed.",
+    );
+    expect(await (runtime.env as Record<string, any>).ROOM.getByName("net").count()).toBe(0);
+    socket.destroy();
   });
 });

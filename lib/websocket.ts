@@ -327,6 +327,17 @@ export class WebSocket extends EventTarget {
   }
 }
 
+type Listener<E> = ((event: E) => void) | { handleEvent(event: E): void };
+type ListenerOptions = Parameters<EventTarget["addEventListener"]>[2];
+
+// The events' own types for listeners, as workers-types gives them.
+export interface WebSocket {
+  addEventListener(type: "message", listener: Listener<MessageEvent> | null, options?: ListenerOptions): void;
+  addEventListener(type: "close", listener: Listener<CloseEvent> | null, options?: ListenerOptions): void;
+  addEventListener(type: "error", listener: Listener<ErrorEvent> | null, options?: ListenerOptions): void;
+  addEventListener(type: string, listener: Parameters<EventTarget["addEventListener"]>[1], options?: ListenerOptions): void;
+}
+
 for (const name of ["message", "close", "error", "open"]) {
   handlerProperty(WebSocket.prototype, name);
 }

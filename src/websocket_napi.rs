@@ -154,12 +154,22 @@ pub fn ws_event_timeout(number: u32, owner: u32) -> Result<Option<f64>> {
 }
 
 fn send(number: u32, id: u32, message: Outbound) -> Result<()> {
-    with_state(number, |s| {
-        if let Some(link) = &s.get(id)?.link {
-            link.send(message);
-        }
-        Ok(())
-    })
+    let hub = hub(number)?;
+    let delivered = match &hub.state.lock().get(id)?.link {
+        Some(link) => link.send(message),
+        None => true,
+    };
+    if !delivered {
+        // Outside the lock: the event names the socket's owner, which push looks up.
+        hub.push(
+            id,
+            Inbound::Error(format!(
+                "The WebSocket peer stopped reading: more than {} MiB waited to be sent, so the connection was closed.",
+                net::MAX_BACKLOG_BYTES >> 20
+            )),
+        );
+    }
+    Ok(())
 }
 
 /// Queues a text message to the network peer of socket `id` (no-op for in-process sockets).

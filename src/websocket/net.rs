@@ -5,12 +5,12 @@
 //! 1009, a peer that stops reading is disconnected once its backlog passes a bound.
 
 use std::os::fd::{BorrowedFd, RawFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -26,6 +26,9 @@ pub const MAX_MESSAGE_BYTES: usize = 32 << 20;
 pub const MAX_BACKLOG_BYTES: usize = 64 << 20;
 /// Small, because idle connections are the common case; it grows for large messages.
 const READ_BUFFER_BYTES: usize = 4096;
+
+/// How long a connection closed for bad input waits for the peer to take its Close frame.
+const LINGER: Duration = Duration::from_secs(2);
 
 const NO_CLOSE_FRAME: &str = "WebSocket disconnected without sending Close frame.";
 
@@ -45,31 +48,54 @@ impl Outbound {
     }
 }
 
-/// The hub's handle on a connection: a queue to its writer.
-pub struct Link {
+/// The way to a connection's writer, counting the bytes not yet handed to the socket.
+#[derive(Clone)]
+struct Queue {
     tx: mpsc::UnboundedSender<Outbound>,
     backlog: Arc<AtomicUsize>,
+}
+
+impl Queue {
+    /// False when the backlog would pass the bound (nothing is queued then).
+    fn push(&self, message: Outbound) -> bool {
+        let len = message.len();
+        if self.backlog.fetch_add(len, Ordering::AcqRel) + len > MAX_BACKLOG_BYTES {
+            self.backlog.fetch_sub(len, Ordering::AcqRel);
+            return false;
+        }
+        let _ = self.tx.send(message);
+        true
+    }
+}
+
+/// The hub's handle on a connection.
+pub struct Link {
+    queue: Queue,
     reader: AbortHandle,
+    cut: AtomicBool,
 }
 
 impl Link {
-    /// Queues a message; false when the peer has stopped reading (the link is then cut).
+    /// Queues a message; false when the peer has stopped reading (the link is then cut, once).
     pub fn send(&self, message: Outbound) -> bool {
-        let len = message.len();
-        if self.backlog.fetch_add(len, Ordering::AcqRel) + len > MAX_BACKLOG_BYTES {
+        if self.cut.load(Ordering::Acquire) || self.reader.is_finished() {
+            return true; // gone already; its end was reported
+        }
+        if !self.queue.push(message) {
             self.cut();
             return false;
         }
-        self.tx.send(message).is_ok()
+        true
     }
 
     /// Sends a Close frame; the reader goes on until the peer answers or hangs up.
     pub fn close(&self, code: u16, reason: &str) {
-        let _ = self.tx.send(Outbound::Close(code, reason.to_owned()));
+        let _ = self.queue.push(Outbound::Close(code, reason.to_owned()));
     }
 
     /// Drops the connection without a Close frame.
     pub fn cut(&self) {
+        self.cut.store(true, Ordering::Release);
         self.reader.abort();
     }
 }
@@ -81,6 +107,7 @@ fn runtime() -> &'static tokio::runtime::Runtime {
             .worker_threads(1)
             .thread_name("durable-node-ws")
             .enable_io()
+            .enable_time()
             .build()
             .expect("durable-node: could not start the WebSocket thread")
     })
@@ -112,20 +139,23 @@ pub fn attach(
         tokio::net::TcpStream::from_std(stream)?
     };
     let (tx, rx) = mpsc::unbounded_channel();
-    let backlog = Arc::new(AtomicUsize::new(0));
+    let queue = Queue {
+        tx,
+        backlog: Arc::new(AtomicUsize::new(0)),
+    };
     let reader = runtime.spawn(serve(
         hub.clone(),
         id,
         stream,
         head,
         response,
+        queue.clone(),
         rx,
-        backlog.clone(),
     ));
     Ok(Link {
-        tx,
-        backlog,
+        queue,
         reader: reader.abort_handle(),
+        cut: AtomicBool::new(false),
     })
 }
 
@@ -135,8 +165,8 @@ async fn serve(
     mut stream: tokio::net::TcpStream,
     head: Vec<u8>,
     response: Vec<u8>,
+    queue: Queue,
     rx: mpsc::UnboundedReceiver<Outbound>,
-    backlog: Arc<AtomicUsize>,
 ) {
     if stream.write_all(&response).await.is_err() {
         hub.push(id, disconnected());
@@ -148,28 +178,21 @@ async fn serve(
         .max_frame_size(Some(MAX_MESSAGE_BYTES));
     let ws = WebSocketStream::from_partially_read(stream, head, Role::Server, Some(config)).await;
     let (sink, mut frames) = ws.split();
-    let writer = tokio::spawn(write(sink, rx, backlog));
+    let mut writer = tokio::spawn(write(sink, rx, queue.backlog.clone()));
     // Aborting this task (a peer that stopped reading) drops the connection with it.
     let _writer_guard = AbortOnDrop(writer.abort_handle());
     let mut closed = false;
+    let mut failure = None;
     while let Some(frame) = frames.next().await {
         match frame {
             Ok(Message::Text(text)) => {
                 // A matching auto-response is answered here; the object never hears of it.
-                let answered = {
-                    let mut state = hub.state.lock();
-                    match state.auto_reply(id, text.as_str(), now_ms()) {
-                        Some(pair) => {
-                            if let Some(link) = state.get(id).ok().and_then(|s| s.link.as_ref()) {
-                                link.send(Outbound::Text(pair.response.clone()));
-                            }
-                            true
-                        }
-                        None => false,
+                let reply = hub.state.lock().auto_reply(id, text.as_str(), now_ms());
+                match reply {
+                    Some(pair) => {
+                        queue.push(Outbound::Text(pair.response.clone()));
                     }
-                };
-                if !answered {
-                    hub.push(id, Inbound::Text(text.as_str().to_owned()));
+                    None => hub.push(id, Inbound::Text(text.as_str().to_owned())),
                 }
             }
             Ok(Message::Binary(bytes)) => hub.push(id, Inbound::Binary(bytes.to_vec())),
@@ -193,32 +216,41 @@ async fn serve(
             }
             Ok(_) => {} // pings are answered by tungstenite itself; pongs need nothing
             Err(WsError::Capacity(e)) => {
-                fail(
-                    &hub,
-                    id,
+                failure = Some((
                     1009,
                     format!("WebSocket message too large: {e}; the limit is 32 MiB."),
-                );
-                return;
+                ));
+                break;
             }
             Err(WsError::Protocol(e)) if !is_reset(&e) => {
-                fail(&hub, id, 1002, format!("WebSocket protocol error: {e}"));
-                return;
+                failure = Some((1002, format!("WebSocket protocol error: {e}")));
+                break;
             }
             Err(WsError::Utf8(e)) => {
-                fail(
-                    &hub,
-                    id,
+                failure = Some((
                     1007,
                     format!("WebSocket text message is not valid UTF-8: {e}"),
-                );
-                return;
+                ));
+                break;
             }
             Err(_) => break,
         }
     }
-    if !closed {
-        hub.push(id, disconnected());
+    match failure {
+        // The peer gets a Close frame with the code (the writer stops after it), the object
+        // `webSocketError`.
+        Some((code, message)) => {
+            queue.push(Outbound::Close(code, String::new()));
+            hub.push(id, Inbound::Error(message));
+            let sink = tokio::time::timeout(LINGER, &mut writer).await;
+            if let Ok(Ok(Some(sink))) = sink {
+                if let Ok(ws) = frames.reunite(sink) {
+                    linger(ws.into_inner()).await;
+                }
+            }
+        }
+        None if !closed => hub.push(id, disconnected()),
+        None => {}
     }
 }
 
@@ -237,24 +269,24 @@ fn disconnected() -> Inbound {
     }
 }
 
-/// A transport error: the peer gets a Close frame with `code`, the object `webSocketError`.
-fn fail(hub: &Hub, id: u32, code: u16, message: String) {
-    if let Ok(socket) = hub.state.lock().get(id) {
-        if let Some(link) = &socket.link {
-            link.close(code, "");
-        }
-    }
-    hub.push(id, Inbound::Error(message));
-}
-
 type Sink = futures_util::stream::SplitSink<WebSocketStream<tokio::net::TcpStream>, Message>;
 
-/// Sends what JS queued, flushing once per batch of ready messages.
+/// After a Close sent because of bad input, the rest of that input is read and dropped until the
+/// peer hangs up: closing with unread bytes would reset the connection before the peer reads the
+/// Close frame.
+async fn linger(mut stream: tokio::net::TcpStream) {
+    let mut buffer = vec![0u8; 64 * 1024];
+    let drain = async { while matches!(stream.read(&mut buffer).await, Ok(n) if n > 0) {} };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+}
+
+/// Sends what JS queued, flushing once per batch of ready messages. Returns the sink after a
+/// Close frame, None when the connection failed.
 async fn write(
     mut sink: Sink,
     mut rx: mpsc::UnboundedReceiver<Outbound>,
     backlog: Arc<AtomicUsize>,
-) {
+) -> Option<Sink> {
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
         while let Some(out) = next.take() {
@@ -267,17 +299,20 @@ async fn write(
                     reason: reason.into(),
                 })),
             };
-            if sink.feed(message).await.is_err() {
-                return;
-            }
+            let last = matches!(message, Message::Close(_));
+            sink.feed(message).await.ok()?;
             backlog.fetch_sub(len, Ordering::AcqRel);
+            if last {
+                // Nothing may follow a Close frame; the reader waits for the peer's answer.
+                sink.flush().await.ok()?;
+                return Some(sink);
+            }
             next = rx.try_recv().ok();
         }
-        if sink.flush().await.is_err() {
-            return;
-        }
+        sink.flush().await.ok()?;
     }
     let _ = sink.close().await;
+    None
 }
 
 struct AbortOnDrop(AbortHandle);
