@@ -425,3 +425,104 @@ describe("closing handshake and timeouts (spec 228, 236, 242)", () => {
     expect(err.durableObjectReset).toBe(true);
   });
 });
+
+// Behaviours checked against workerd (Miniflare 4.20260426, compat 2026-05-03) for this suite.
+describe("the WebSocket object and Response, as workerd shows them", () => {
+  it("pair ends start OPEN, url null, protocol and extensions empty, both sets of constants", () => {
+    const [client, server] = Object.values(new WebSocketPair());
+    expect([client!.readyState, server!.readyState]).toEqual([1, 1]);
+    expect([client!.url, client!.protocol, client!.extensions]).toEqual([null, "", ""]);
+    expect([WebSocket.CONNECTING, WebSocket.OPEN, WebSocket.CLOSING, WebSocket.CLOSED]).toEqual([0, 1, 2, 3]);
+    expect(WebSocket.READY_STATE_CLOSED).toBe(3);
+    expect(String(thrown(() => (WebSocketPair as unknown as () => unknown)()))).toBe(
+      "TypeError: Failed to construct 'WebSocketPair': Please use the 'new' operator, this DOM object constructor cannot be called as a function.",
+    );
+  });
+
+  it("standard sockets: async delivery, binaryType 'blob' by default, messages before accept() wait", async () => {
+    const [a, b] = Object.values(new WebSocketPair());
+    a!.accept();
+    const got: unknown[] = [];
+    b!.addEventListener("message", (e) => got.push(e.data));
+    a!.send("early");
+    b!.accept();
+    a!.send(new Uint8Array([1, 2]));
+    a!.send(123 as never);
+    expect(got).toEqual([]); // nothing synchronously
+    b!.binaryType = "bogus" as never;
+    expect(b!.binaryType).toBe("blob");
+    await until(() => got.length === 3);
+    expect(got[0]).toBe("early");
+    expect(got[1]).toBeInstanceOf(Blob);
+    expect([...new Uint8Array(await (got[1] as Blob).arrayBuffer())]).toEqual([1, 2]);
+    expect(got[2]).toBe("123");
+    expect(String(thrown(() => (a!.send as () => void)()))).toBe(
+      "TypeError: Failed to execute 'send' on 'WebSocket': parameter 1 is not of type 'ArrayBuffer or ArrayBufferView or string'.",
+    );
+  });
+
+  it("close between standard ends: the peer sees CLOSED in its close event, the closer CLOSING until the reply", async () => {
+    const [a, b] = Object.values(new WebSocketPair());
+    a!.accept();
+    b!.accept();
+    const order: unknown[] = [];
+    b!.addEventListener("close", (e) => order.push(["b", e.code, e.reason, e.wasClean, a!.readyState, b!.readyState]));
+    a!.addEventListener("close", (e) => order.push(["a", e.code, e.reason, e.wasClean, a!.readyState, b!.readyState]));
+    a!.close(4001, "bye");
+    expect(a!.readyState).toBe(2);
+    a!.close(); // a second close is no error
+    await until(() => order.length === 2);
+    expect(order).toEqual([
+      ["b", 4001, "bye", true, 2, 3],
+      ["a", 4001, "bye", true, 3, 3],
+    ]);
+    expect(String(thrown(() => a!.send("x")))).toBe("TypeError: Can't call WebSocket send() after close().");
+    expect(String(thrown(() => Object.values(new WebSocketPair())[0]!.close(1000)))).toBe(
+      "TypeError: You must call one of accept() or state.acceptWebSocket() on this WebSocket before sending messages.",
+    );
+  });
+
+  it("Response: 101 needs a WebSocket and no body, a WebSocket needs 101, the handshake cannot be cloned", () => {
+    const [client] = Object.values(new WebSocketPair());
+    expect(String(thrown(() => new Response(null, { status: 101 })))).toBe(
+      "RangeError: Responses may only be constructed with status codes in the range 200 to 599, inclusive.",
+    );
+    expect(String(thrown(() => new Response(null, { status: 200, webSocket: client })))).toBe(
+      "RangeError: Responses with a WebSocket must have status code 101.",
+    );
+    expect(String(thrown(() => new Response("x", { status: 101, webSocket: client })))).toBe(
+      "TypeError: Response with null body status (101, 204, 205, or 304) cannot have a body.",
+    );
+    expect(String(thrown(() => new Response(null, { status: 101, webSocket: {} as never })))).toBe(
+      "TypeError: Incorrect type for the 'webSocket' field on 'InitializerDict': the provided value is not of type 'WebSocket'.",
+    );
+    const resp = new Response(null, { status: 101, webSocket: client });
+    expect([resp.status, resp.ok, resp.statusText]).toEqual([101, false, "Switching Protocols"]);
+    expect(String(thrown(() => resp.clone()))).toBe("TypeError: Cannot clone a response to a WebSocket handshake.");
+    expect(new Response("plain").clone().status).toBe(200);
+  });
+
+  it("acceptWebSocket: not a WebSocket, twice; tags coerced to strings; an attachment set before acceptance is kept", async () => {
+    const result = await inRoom((ctx) => {
+      const [, ws] = Object.values(new WebSocketPair());
+      ws!.serializeAttachment({ early: true });
+      ctx.acceptWebSocket(ws!, ["a", 5 as never]);
+      return [
+        String(thrown(() => ctx.acceptWebSocket("nope" as never))),
+        String(thrown(() => ctx.acceptWebSocket(ws!))),
+        String(thrown(() => ctx.getTags("x" as never))),
+        ctx.getTags(ws!),
+        ws!.deserializeAttachment(),
+        String(thrown(() => new (WebSocketRequestResponsePair as any)("a"))),
+      ];
+    });
+    expect(result).toEqual([
+      "TypeError: Failed to execute 'acceptWebSocket' on 'DurableObjectState': parameter 1 is not of type 'WebSocket'.",
+      "Error: Cannot call `acceptWebSocket()` if the WebSocket was already accepted via `accept()`",
+      "TypeError: Failed to execute 'getTags' on 'DurableObjectState': parameter 1 is not of type 'WebSocket'.",
+      ["a", "5"],
+      { early: true },
+      "TypeError: Failed to construct 'WebSocketRequestResponsePair': constructor parameter 2 is not of type 'string'.",
+    ]);
+  });
+});

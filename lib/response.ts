@@ -17,16 +17,22 @@ export class Response extends NodeResponse {
   readonly #webSocket: WebSocket | null;
 
   constructor(body?: ConstructorParameters<typeof NodeResponse>[0], init?: WorkersResponseInit) {
-    const upgrade = init?.status === 101;
-    super(body, upgrade ? { ...init, status: 200 } : init);
     const webSocket = init?.webSocket ?? null;
-    if (webSocket !== null) {
-      if (!(webSocket instanceof WebSocket)) {
-        throw new TypeError("Failed to construct 'Response': webSocket must be a WebSocket.");
-      }
-      if (!upgrade) throw new RangeError("Responses with a WebSocket must have status code 101.");
-      WebSocket.claim(webSocket);
+    const upgrade = init?.status === 101;
+    if (webSocket !== null && !(webSocket instanceof WebSocket)) {
+      throw new TypeError(
+        "Incorrect type for the 'webSocket' field on 'InitializerDict': the provided value is not of type 'WebSocket'.",
+      );
     }
+    if (webSocket !== null && !upgrade) throw new RangeError("Responses with a WebSocket must have status code 101.");
+    if (upgrade && webSocket === null) {
+      throw new RangeError("Responses may only be constructed with status codes in the range 200 to 599, inclusive.");
+    }
+    if (upgrade && body !== null && body !== undefined) {
+      throw new TypeError("Response with null body status (101, 204, 205, or 304) cannot have a body.");
+    }
+    super(body, upgrade ? { ...init, status: 200, statusText: "Switching Protocols" } : init);
+    if (webSocket !== null) WebSocket.claim(webSocket);
     if (upgrade) switching.add(this);
     this.#webSocket = webSocket;
   }
@@ -40,7 +46,7 @@ export class Response extends NodeResponse {
   }
 }
 
-// `status` and `ok` are accessors of Node's Response; a 101 answers for itself.
+// `status` and `ok` are accessors of Node's Response (and `clone` its method); a 101 answers for itself.
 const base = Object.getOwnPropertyDescriptors(NodeResponse.prototype);
 Object.defineProperties(Response.prototype, {
   status: {
@@ -53,6 +59,14 @@ Object.defineProperties(Response.prototype, {
     configurable: true,
     get(this: Response) {
       return switching.has(this) ? false : base.ok!.get!.call(this);
+    },
+  },
+  clone: {
+    configurable: true,
+    writable: true,
+    value(this: Response) {
+      if (switching.has(this)) throw new TypeError("Cannot clone a response to a WebSocket handshake.");
+      return (base.clone!.value as () => unknown).call(this);
     },
   },
 });

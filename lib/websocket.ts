@@ -81,10 +81,9 @@ export class WebSocket extends EventTarget {
   static readonly READY_STATE_CLOSING = CLOSING;
   static readonly READY_STATE_CLOSED = CLOSED;
 
-  binaryType: "blob" | "arraybuffer" = "blob";
   readonly url: string | null = null;
-  readonly protocol: string | null = null;
-  readonly extensions: string | null = null;
+  readonly protocol: string = "";
+  readonly extensions: string = "";
 
   #mode: Mode = "new";
   #readyState = OPEN;
@@ -96,6 +95,8 @@ export class WebSocket extends EventTarget {
   #closeSent = false;
   #binding: SocketBinding | undefined;
   #attachment: Uint8Array | undefined;
+  // "blob" since websocket_standard_binary_type (2026-03-17); webSocketMessage always gets ArrayBuffers.
+  #binaryType: "blob" | "arraybuffer" = "blob";
 
   constructor(url: string | URL, protocols?: string | string[]) {
     super();
@@ -120,6 +121,15 @@ export class WebSocket extends EventTarget {
     return this.#readyState;
   }
 
+  get binaryType(): "blob" | "arraybuffer" {
+    return this.#binaryType;
+  }
+
+  /** Other values are ignored, as in workerd. */
+  set binaryType(value: "blob" | "arraybuffer") {
+    if (value === "blob" || value === "arraybuffer") this.#binaryType = value;
+  }
+
   /** Starts a standard socket: events go to its listeners, and the object stays in memory. */
   accept(_options?: { allowHalfOpen?: boolean }): void {
     if (this.#mode === "hibernatable") throw new TypeError("Can't accept() WebSocket after enabling hibernation.");
@@ -129,6 +139,11 @@ export class WebSocket extends EventTarget {
   }
 
   send(message: ArrayBuffer | ArrayBufferView | string): void {
+    if (arguments.length === 0) {
+      throw new TypeError(
+        "Failed to execute 'send' on 'WebSocket': parameter 1 is not of type 'ArrayBuffer or ArrayBufferView or string'.",
+      );
+    }
     if (this.#mode === "new" || this.#mode === "network") throw new TypeError(NOT_ACCEPTED);
     if (this.#closeSent || this.#readyState === CLOSED) throw new TypeError("Can't call WebSocket send() after close().");
     const data = messageData(message);
@@ -220,7 +235,7 @@ export class WebSocket extends EventTarget {
     if (this.#readyState === CLOSED) return;
     if (message.kind === "message") {
       const data =
-        typeof message.data === "string" || this.binaryType === "arraybuffer" ? message.data : new Blob([message.data]);
+        typeof message.data === "string" || this.#binaryType === "arraybuffer" ? message.data : new Blob([message.data]);
       fire(this, new MessageEvent("message", { data }));
       return;
     }
@@ -242,7 +257,7 @@ export class WebSocket extends EventTarget {
 
   /** `ctx.acceptWebSocket(ws)`: checks and marks this end hibernatable, bound to `binding`. */
   static hibernate(ws: WebSocket, bind: () => SocketBinding): void {
-    if (ws.#mode === "accepted") {
+    if (ws.#mode === "accepted" || ws.#mode === "hibernatable") {
       throw new Error("Cannot call `acceptWebSocket()` if the WebSocket was already accepted via `accept()`");
     }
     const peer = ws.#peer;
@@ -251,8 +266,11 @@ export class WebSocket extends EventTarget {
         "Cannot call `acceptWebSocket()` on this WebSocket because its pair has already been accepted or used in a Response.",
       );
     }
-    ws.#binding = bind();
+    const binding = (ws.#binding = bind());
     ws.#mode = "hibernatable";
+    // An attachment set before acceptance now lives with the socket in the core.
+    if (ws.#attachment !== undefined) binding.hub.setAttachment(binding.id, ws.#attachment);
+    ws.#attachment = undefined;
     ws.#flushInbox();
   }
 
@@ -344,7 +362,11 @@ for (const name of ["message", "close", "error", "open"]) {
 
 /** `new WebSocketPair()`: `{0: client, 1: server}`, in that order for Object.values (spec 206). */
 export const WebSocketPair = function WebSocketPair(this: unknown) {
-  if (!new.target) throw new TypeError("Class constructor WebSocketPair cannot be invoked without 'new'");
+  if (!new.target) {
+    throw new TypeError(
+      "Failed to construct 'WebSocketPair': Please use the 'new' operator, this DOM object constructor cannot be called as a function.",
+    );
+  }
   const [client, server] = WebSocket.pair();
   const pair = Object.create(WebSocketPair.prototype) as Record<number, WebSocket>;
   pair[0] = client;
@@ -358,7 +380,7 @@ export class WebSocketRequestResponsePair {
   constructor(request: string, response: string) {
     if (arguments.length < 2) {
       throw new TypeError(
-        `Failed to execute 'constructor' on 'WebSocketRequestResponsePair': parameter ${arguments.length + 1} is not of type 'string'.`,
+        `Failed to construct 'WebSocketRequestResponsePair': constructor parameter ${arguments.length + 1} is not of type 'string'.`,
       );
     }
     this.#request = String(request);
@@ -382,16 +404,14 @@ export class WebSocketRequestResponsePair {
   }
 }
 
+/** What crosses: a copy of binary data; anything else as its string (workerd sends `123` as "123"). */
 function messageData(message: unknown): string | ArrayBuffer {
-  if (typeof message === "string") return message;
   if (message instanceof ArrayBuffer) return message.slice(0);
   if (ArrayBuffer.isView(message)) {
     const view = new Uint8Array(message.buffer, message.byteOffset, message.byteLength);
     return view.slice().buffer;
   }
-  throw new TypeError(
-    "Failed to execute 'send' on 'WebSocket': parameter 1 is not of type 'string or ArrayBuffer or ArrayBufferView'.",
-  );
+  return String(message);
 }
 
 /** The close code and reason as sent, or the exact DOMException (spec 243–245). */

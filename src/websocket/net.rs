@@ -24,8 +24,9 @@ use super::{Hub, Inbound};
 pub const MAX_MESSAGE_BYTES: usize = 32 << 20;
 /// A peer whose unsent backlog passes this is not reading; it is disconnected.
 pub const MAX_BACKLOG_BYTES: usize = 64 << 20;
-/// Small, because idle connections are the common case; it grows for large messages.
-const READ_BUFFER_BYTES: usize = 4096;
+/// Small, because idle connections are the common case and tungstenite zero-fills the whole buffer
+/// on its first read (RSS per connection); a frame larger than this reserves its own length.
+const READ_BUFFER_BYTES: usize = 1024;
 
 /// How long a connection closed for bad input waits for the peer to take its Close frame.
 const LINGER: Duration = Duration::from_secs(2);
@@ -100,16 +101,21 @@ impl Link {
     }
 }
 
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("durable-node-ws")
+/// The core's network thread: one current-thread runtime, driven by a thread of its own.
+fn runtime() -> &'static tokio::runtime::Handle {
+    static HANDLE: OnceLock<tokio::runtime::Handle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
             .build()
-            .expect("durable-node: could not start the WebSocket thread")
+            .expect("durable-node: could not start the WebSocket runtime");
+        let handle = runtime.handle().clone();
+        std::thread::Builder::new()
+            .name("durable-node-ws".into())
+            .spawn(move || runtime.block_on(std::future::pending::<()>()))
+            .expect("durable-node: could not start the WebSocket thread");
+        handle
     })
 }
 
