@@ -179,3 +179,31 @@ describe("protocol details and bad input (spec 229, 246)", () => {
     socket.destroy();
   });
 });
+
+describe("lifecycle of network sockets", () => {
+  it("an object with only hibernatable sockets hibernates after hibernationTimeoutMs and wakes on a message", async () => {
+    await runtime.dispose();
+    Room.constructed = 0;
+    runtime = createRuntime({ durableObjects: { ROOM: Room }, hibernationTimeoutMs: 40 });
+    const env = runtime.env as Record<string, any>;
+    server.removeAllListeners("upgrade");
+    server.on("upgrade", (req, socket, head) => {
+      env.ROOM.getByName("net")
+        .fetch("http://do/?name=kept", { headers: { Upgrade: "websocket" } })
+        .then((resp: Response) => runtime.handleUpgrade(req, socket, head, resp));
+    });
+    const { ws, received } = await connect();
+    await new Promise((r) => setTimeout(r, 250));
+    expect(Room.constructed).toBe(1);
+    ws.send("attachment");
+    await until(() => received.length === 1);
+    expect(received).toEqual(['{"name":"kept"}']);
+    expect(Room.constructed).toBe(2); // it had hibernated: a new instance answered
+  });
+
+  it("dispose() closes network connections with 1001", async () => {
+    const { closed } = await connect();
+    await runtime.dispose();
+    expect((await closed)[0]).toBe(1001);
+  });
+});

@@ -526,3 +526,14 @@ describe("the WebSocket object and Response, as workerd shows them", () => {
     ]);
   });
 });
+
+describe("the output gate (spec 98)", () => {
+  it("a message sent inside an open transaction leaves only when it commits", async () => {
+    const { ws, received } = await connect();
+    const start = performance.now();
+    ws.send("in-transaction");
+    await until(() => received.length === 1);
+    expect(received[0]).toBe("sent in a transaction");
+    expect(performance.now() - start).toBeGreaterThanOrEqual(95);
+  });
+});

@@ -10,7 +10,7 @@ import { DurableObjectState } from "./state.js";
 import { afterTurn } from "./turn.js";
 import { DurableObjectStorage, StorageCore, type StorageHost, type StorageOptions } from "./storage.js";
 import type { SocketHub } from "./socket-hub.js";
-import type { WebSocket } from "./websocket.js";
+import type { OutputGate, WebSocket } from "./websocket.js";
 
 /** What the hosts of one runtime share. */
 export interface ActorSystem {
@@ -66,7 +66,7 @@ const MAX_CRITICAL_DEPTH = 64;
 const INSTANCE_GONE =
   "This Durable Object instance is no longer running (it was reset or evicted, or its runtime was disposed); its ctx can no longer be used.";
 
-export class ActorHost implements StorageHost, AlarmHost {
+export class ActorHost implements StorageHost, AlarmHost, OutputGate {
   readonly handle: number;
   generation = new Generation();
   /** The name the object was reached by, once known (ctx.id.name). */
@@ -215,6 +215,23 @@ export class ActorHost implements StorageHost, AlarmHost {
     } catch (err) {
       event.reject(remoteError(err));
     }
+  }
+
+  /**
+   * The output gate for what the object's WebSockets send: after the writes made before it are
+   * durable, as results are (see #settle); dropped if committing them fails (the object resets).
+   */
+  afterWrites(send: () => void): void {
+    const storage = this.#storage;
+    if (storage?.critical) return;
+    if (storage?.unconfirmed) {
+      if (storage.transactions > 0) {
+        void storage.whenNoTransaction().then(() => this.afterWrites(send));
+        return;
+      }
+      if (storage.flush()) return;
+    }
+    send();
   }
 
   /** A hibernatable socket's event: wakes the instance if it hibernated; settles when handled. */

@@ -37,7 +37,11 @@ export class SocketHub implements SocketHubPort {
   /** `ctx.acceptWebSocket(ws, tags)` on behalf of `host`. */
   accept(host: ActorHost, ws: WebSocket, tags: unknown): void {
     const unique = checkTags(tags);
-    WebSocket.hibernate(ws, () => ({ id: call(() => native.wsAdd(this.#number, host.handle, true, unique)), hub: this }));
+    WebSocket.hibernate(ws, () => ({
+      id: call(() => native.wsAdd(this.#number, host.handle, true, unique)),
+      hub: this,
+      gate: host,
+    }));
     const { id } = WebSocket.bindingOf(ws)!;
     host.rememberSocket(id, ws);
     this.#owners.set(id, host);
@@ -247,7 +251,7 @@ export class SocketHub implements SocketHubPort {
 
   /** The current instance's JS face of socket `id`. */
   #face(host: ActorHost, id: number): WebSocket {
-    return host.socketFor(id, () => WebSocket.revive({ id, hub: this } satisfies SocketBinding, this.#localPeers.get(id)));
+    return host.socketFor(id, () => WebSocket.revive({ id, hub: this, gate: host } satisfies SocketBinding, this.#localPeers.get(id)));
   }
 
   /** Closes every network connection (1001) and forgets every socket. */

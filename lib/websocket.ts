@@ -15,6 +15,13 @@ import { deserialize, serialize } from "./values.js";
 export interface SocketBinding {
   readonly id: number;
   readonly hub: SocketHubPort;
+  /** The object whose socket it is: what it sends waits for that object's writes (output gate). */
+  readonly gate?: OutputGate;
+}
+
+export interface OutputGate {
+  /** Runs `send` once the object's writes so far are durable; never, if committing them fails. */
+  afterWrites(send: () => void): void;
 }
 
 export interface SocketHubPort {
@@ -148,11 +155,12 @@ export class WebSocket extends EventTarget {
     if (this.#closeSent || this.#readyState === CLOSED) throw new TypeError("Can't call WebSocket send() after close().");
     const data = messageData(message);
     const binding = this.#binding;
-    if (this.#mode === "hibernatable" && this.#peer === undefined) {
-      binding!.hub.send(binding!.id, typeof data === "string" ? data : new Uint8Array(data));
-      return;
-    }
-    if (this.#peer) this.#peer.#receive({ kind: "message", data }, this);
+    const deliver = () => {
+      if (this.#peer) this.#peer.#receive({ kind: "message", data }, this);
+      else binding!.hub.send(binding!.id, typeof data === "string" ? data : new Uint8Array(data));
+    };
+    if (binding?.gate) binding.gate.afterWrites(deliver);
+    else deliver();
   }
 
   close(code?: number, reason?: string): void {
@@ -164,7 +172,11 @@ export class WebSocket extends EventTarget {
     if (already || this.#closeSent) return;
     this.#closeSent = true;
     this.#readyState = CLOSING;
-    if (this.#peer) this.#peer.#receive({ kind: "close", code: closeCode ?? 1005, reason: closeReason, clean: true }, this);
+    const peer = this.#peer;
+    if (peer === undefined) return;
+    const deliver = () => peer.#receive({ kind: "close", code: closeCode ?? 1005, reason: closeReason, clean: true }, this);
+    if (binding?.gate) binding.gate.afterWrites(deliver);
+    else deliver();
   }
 
   serializeAttachment(value: unknown): void {
