@@ -537,3 +537,24 @@ describe("the output gate (spec 98)", () => {
     expect(performance.now() - start).toBeGreaterThanOrEqual(95);
   });
 });
+
+describe("standard sockets keep their object in memory", () => {
+  it("an object with an open accept()ed socket is not evicted when idle; once it closes, it is", async () => {
+    await runtime!.dispose();
+    Room.constructed = 0;
+    runtime = createRuntime({ durableObjects: { ROOM: Room }, idleTimeoutMs: 20 });
+    env = runtime.env as Record<string, any>;
+    const { ws, received, closes } = await connect("/standard");
+    await new Promise((r) => setTimeout(r, 150));
+    ws.send("still you?");
+    await until(() => received.length === 1);
+    expect(received).toEqual(["echo:still you?"]);
+    expect(await env.ROOM.getByName("room").count()).toBe(0);
+    expect(Room.constructed).toBe(1);
+    ws.close(1000, "done");
+    await until(() => closes.length === 1);
+    await new Promise((r) => setTimeout(r, 150));
+    await env.ROOM.getByName("room").count();
+    expect(Room.constructed).toBe(2);
+  });
+});

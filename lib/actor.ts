@@ -10,7 +10,7 @@ import { DurableObjectState } from "./state.js";
 import { afterTurn } from "./turn.js";
 import { DurableObjectStorage, StorageCore, type StorageHost, type StorageOptions } from "./storage.js";
 import type { SocketHub } from "./socket-hub.js";
-import type { OutputGate, WebSocket } from "./websocket.js";
+import { WebSocket, type OutputGate } from "./websocket.js";
 
 /** What the hosts of one runtime share. */
 export interface ActorSystem {
@@ -407,6 +407,15 @@ export class ActorHost implements StorageHost, AlarmHost, OutputGate {
       .finally(() => {
         if (!this.#closed) this.system.actors.finish(this.handle, epoch);
       });
+  }
+
+  /** A standard (accept()ed) socket the object answered with keeps it in memory until it closes. */
+  holdForSocket(ws: WebSocket): void {
+    const epoch = this.#epoch;
+    this.system.actors.keepAlive(this.handle);
+    WebSocket.whenClosed(ws, () => {
+      if (!this.#closed) this.system.actors.finish(this.handle, epoch);
+    });
   }
 
   /** abort() or a failed critical section: the generation breaks and the instance is dropped. */

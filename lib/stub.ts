@@ -3,6 +3,7 @@
 import type { ActorHost, Generation } from "./actor.js";
 import type { DurableObjectId } from "./id.js";
 import { copyValue, dispatch, registerStub, rpcProperty, type Invoke } from "./rpc.js";
+import { WebSocket } from "./websocket.js";
 import { DurableObject } from "./workers.js";
 
 const RESERVED: ReadonlySet<string> = new Set([
@@ -57,7 +58,13 @@ class StubCore {
     try {
       const request = toRequest(input, init);
       const [host, generation] = this.#route();
-      return host.deliver(generation, (instance) => fetchInto(instance, request), false) as Promise<Response>;
+      return host.deliver(generation, (instance) => fetchInto(instance, request), false).then((response) => {
+        // The object answered with a socket it accept()ed: it stays in memory while that is open.
+        const client = (response as { webSocket?: unknown } | null)?.webSocket;
+        const server = client instanceof WebSocket ? WebSocket.peerOf(client) : undefined;
+        if (server !== undefined && WebSocket.isAccepted(server)) host.holdForSocket(server);
+        return response as Response;
+      });
     } catch (err) {
       return Promise.reject(err);
     }

@@ -301,6 +301,17 @@ export class WebSocket extends EventTarget {
     return ws.#mode === "hibernatable" ? ws.#binding : undefined;
   }
 
+  /** Runs `fn` once, when the socket has closed or failed. */
+  static whenClosed(ws: WebSocket, fn: () => void): void {
+    let done = false;
+    const once = () => {
+      if (!done) fn();
+      done = true;
+    };
+    ws.addEventListener("close", once, { once: true });
+    ws.addEventListener("error", once, { once: true });
+  }
+
   static isAccepted(ws: WebSocket): boolean {
     return ws.#mode === "accepted";
   }
