@@ -1,4 +1,4 @@
-//! Network WebSocket connections, each served by two tokio tasks (reader and writer) on the
+//! Network WebSocket connections, each served by one tokio task (reading and writing) on the
 //! core's own runtime thread. Node's HTTP server parses the upgrade request; the core takes over
 //! the TCP socket (a duplicate of its descriptor), writes the 101 response and speaks the
 //! protocol from there: pings are answered here, oversized messages close the connection with
@@ -50,7 +50,6 @@ impl Outbound {
 }
 
 /// The way to a connection's writer, counting the bytes not yet handed to the socket.
-#[derive(Clone)]
 struct Queue {
     tx: mpsc::UnboundedSender<Outbound>,
     backlog: Arc<AtomicUsize>,
@@ -72,14 +71,15 @@ impl Queue {
 /// The hub's handle on a connection.
 pub struct Link {
     queue: Queue,
-    reader: AbortHandle,
+    /// The connection's task (reading and writing).
+    task: AbortHandle,
     cut: AtomicBool,
 }
 
 impl Link {
     /// Queues a message; false when the peer has stopped reading (the link is then cut, once).
     pub fn send(&self, message: Outbound) -> bool {
-        if self.cut.load(Ordering::Acquire) || self.reader.is_finished() {
+        if self.cut.load(Ordering::Acquire) || self.task.is_finished() {
             return true; // gone already; its end was reported
         }
         if !self.queue.push(message) {
@@ -89,7 +89,7 @@ impl Link {
         true
     }
 
-    /// Sends a Close frame; the reader goes on until the peer answers or hangs up.
+    /// Sends a Close frame; reading goes on until the peer answers or hangs up.
     pub fn close(&self, code: u16, reason: &str) {
         let _ = self.queue.push(Outbound::Close(code, reason.to_owned()));
     }
@@ -97,7 +97,7 @@ impl Link {
     /// Drops the connection without a Close frame.
     pub fn cut(&self) {
         self.cut.store(true, Ordering::Release);
-        self.reader.abort();
+        self.task.abort();
     }
 }
 
@@ -149,18 +149,18 @@ pub fn attach(
         tx,
         backlog: Arc::new(AtomicUsize::new(0)),
     };
-    let reader = runtime.spawn(serve(
+    let task = runtime.spawn(serve(
         hub.clone(),
         id,
         stream,
         head,
         response,
-        queue.clone(),
+        queue.backlog.clone(),
         rx,
     ));
     Ok(Link {
         queue,
-        reader: reader.abort_handle(),
+        task: task.abort_handle(),
         cut: AtomicBool::new(false),
     })
 }
@@ -171,88 +171,87 @@ async fn serve(
     mut stream: tokio::net::TcpStream,
     head: Vec<u8>,
     response: Vec<u8>,
-    queue: Queue,
-    rx: mpsc::UnboundedReceiver<Outbound>,
+    backlog: Arc<AtomicUsize>,
+    mut rx: mpsc::UnboundedReceiver<Outbound>,
 ) {
     if stream.write_all(&response).await.is_err() {
         hub.push(id, disconnected());
         return;
     }
+    drop(response);
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(Some(MAX_MESSAGE_BYTES))
         .max_frame_size(Some(MAX_MESSAGE_BYTES));
-    let ws = WebSocketStream::from_partially_read(stream, head, Role::Server, Some(config)).await;
-    let (sink, mut frames) = ws.split();
-    let mut writer = tokio::spawn(write(sink, rx, queue.backlog.clone()));
-    // Aborting this task (a peer that stopped reading) drops the connection with it.
-    let _writer_guard = AbortOnDrop(writer.abort_handle());
+    let mut ws =
+        WebSocketStream::from_partially_read(stream, head, Role::Server, Some(config)).await;
+    // One task reads and writes: no lock between two halves, no hand-off to a writer task.
+    let mut writing = true;
     let mut closed = false;
     let mut failure = None;
-    while let Some(frame) = frames.next().await {
-        match frame {
-            Ok(Message::Text(text)) => {
-                // A matching auto-response is answered here; the object never hears of it.
-                let reply = hub.state.lock().auto_reply(id, text.as_str(), now_ms());
-                match reply {
-                    Some(pair) => {
-                        queue.push(Outbound::Text(pair.response.clone()));
+    loop {
+        tokio::select! {
+            out = rx.recv(), if writing => match out {
+                Some(first) => match write(&mut ws, first, &mut rx, &backlog).await {
+                    Ok(sent_close) => writing = !sent_close,
+                    Err(()) => break,
+                },
+                // The hub forgot the socket without a Close (it was cut or the runtime went away).
+                None => break,
+            },
+            frame = ws.next() => match frame {
+                Some(Ok(Message::Text(text))) => {
+                    // A matching auto-response is answered here; the object never hears of it.
+                    let reply = hub.state.lock().auto_reply(id, text.as_str(), now_ms());
+                    match reply {
+                        Some(pair) if writing => {
+                            if ws.send(Message::text(pair.response.as_str())).await.is_err() {
+                                break;
+                            }
+                        }
+                        Some(_) => {}
+                        None => hub.push(id, Inbound::Text(text.as_str().to_owned())),
                     }
-                    None => hub.push(id, Inbound::Text(text.as_str().to_owned())),
                 }
-            }
-            Ok(Message::Binary(bytes)) => hub.push(id, Inbound::Binary(bytes.to_vec())),
-            Ok(Message::Close(frame)) => {
-                closed = true;
-                if let Ok(socket) = hub.state.lock().get_mut(id) {
-                    socket.peer_closed = true;
+                Some(Ok(Message::Binary(bytes))) => hub.push(id, Inbound::Binary(bytes.to_vec())),
+                Some(Ok(Message::Close(frame))) => {
+                    closed = true;
+                    if let Ok(socket) = hub.state.lock().get_mut(id) {
+                        socket.peer_closed = true;
+                    }
+                    let (code, reason) = match frame {
+                        Some(f) => (u16::from(f.code), f.reason.as_str().to_owned()),
+                        None => (1005, String::new()),
+                    };
+                    hub.push(id, Inbound::Close { code, reason, clean: true });
                 }
-                let (code, reason) = match frame {
-                    Some(f) => (u16::from(f.code), f.reason.as_str().to_owned()),
-                    None => (1005, String::new()),
-                };
-                hub.push(
-                    id,
-                    Inbound::Close {
-                        code,
-                        reason,
-                        clean: true,
-                    },
-                );
-            }
-            Ok(_) => {} // pings are answered by tungstenite itself; pongs need nothing
-            Err(WsError::Capacity(e)) => {
-                failure = Some((
-                    1009,
-                    format!("WebSocket message too large: {e}; the limit is 32 MiB."),
-                ));
-                break;
-            }
-            Err(WsError::Protocol(e)) if !is_reset(&e) => {
-                failure = Some((1002, format!("WebSocket protocol error: {e}")));
-                break;
-            }
-            Err(WsError::Utf8(e)) => {
-                failure = Some((
-                    1007,
-                    format!("WebSocket text message is not valid UTF-8: {e}"),
-                ));
-                break;
-            }
-            Err(_) => break,
+                Some(Ok(_)) => {} // pings are answered by tungstenite itself; pongs need nothing
+                Some(Err(WsError::Capacity(e))) => {
+                    failure = Some((1009, format!("WebSocket message too large: {e}; the limit is 32 MiB.")));
+                    break;
+                }
+                Some(Err(WsError::Protocol(e))) if !is_reset(&e) => {
+                    failure = Some((1002, format!("WebSocket protocol error: {e}")));
+                    break;
+                }
+                Some(Err(WsError::Utf8(e))) => {
+                    failure = Some((1007, format!("WebSocket text message is not valid UTF-8: {e}")));
+                    break;
+                }
+                Some(Err(_)) | None => break,
+            },
         }
     }
     match failure {
-        // The peer gets a Close frame with the code (the writer stops after it), the object
-        // `webSocketError`.
+        // The peer gets a Close frame with the code, the object `webSocketError`.
         Some((code, message)) => {
-            queue.push(Outbound::Close(code, String::new()));
             hub.push(id, Inbound::Error(message));
-            let sink = tokio::time::timeout(LINGER, &mut writer).await;
-            if let Ok(Ok(Some(sink))) = sink {
-                if let Ok(ws) = frames.reunite(sink) {
-                    linger(ws.into_inner()).await;
-                }
+            let close = CloseFrame {
+                code: CloseCode::from(code),
+                reason: "".into(),
+            };
+            if ws.send(Message::Close(Some(close))).await.is_ok() {
+                linger(ws.get_mut()).await;
             }
         }
         None if !closed => hub.push(id, disconnected()),
@@ -275,56 +274,43 @@ fn disconnected() -> Inbound {
     }
 }
 
-type Sink = futures_util::stream::SplitSink<WebSocketStream<tokio::net::TcpStream>, Message>;
-
 /// After a Close sent because of bad input, the rest of that input is read and dropped until the
 /// peer hangs up: closing with unread bytes would reset the connection before the peer reads the
 /// Close frame.
-async fn linger(mut stream: tokio::net::TcpStream) {
+async fn linger(stream: &mut tokio::net::TcpStream) {
     let mut buffer = vec![0u8; 64 * 1024];
     let drain = async { while matches!(stream.read(&mut buffer).await, Ok(n) if n > 0) {} };
     let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
-/// Sends what JS queued, flushing once per batch of ready messages. Returns the sink after a
-/// Close frame, None when the connection failed.
+/// Sends `first` and whatever else JS has queued meanwhile, flushing once. Returns whether a Close
+/// frame went out (nothing may follow it); Err when the connection failed.
 async fn write(
-    mut sink: Sink,
-    mut rx: mpsc::UnboundedReceiver<Outbound>,
-    backlog: Arc<AtomicUsize>,
-) -> Option<Sink> {
-    while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        while let Some(out) = next.take() {
-            let len = out.len();
-            let message = match out {
-                Outbound::Text(t) => Message::text(t),
-                Outbound::Binary(b) => Message::binary(b),
-                Outbound::Close(code, reason) => Message::Close(Some(CloseFrame {
-                    code: CloseCode::from(code),
-                    reason: reason.into(),
-                })),
-            };
-            let last = matches!(message, Message::Close(_));
-            sink.feed(message).await.ok()?;
-            backlog.fetch_sub(len, Ordering::AcqRel);
-            if last {
-                // Nothing may follow a Close frame; the reader waits for the peer's answer.
-                sink.flush().await.ok()?;
-                return Some(sink);
-            }
-            next = rx.try_recv().ok();
+    ws: &mut WebSocketStream<tokio::net::TcpStream>,
+    first: Outbound,
+    rx: &mut mpsc::UnboundedReceiver<Outbound>,
+    backlog: &AtomicUsize,
+) -> Result<bool, ()> {
+    let mut next = Some(first);
+    while let Some(out) = next.take() {
+        let len = out.len();
+        let message = match out {
+            Outbound::Text(t) => Message::text(t),
+            Outbound::Binary(b) => Message::binary(b),
+            Outbound::Close(code, reason) => Message::Close(Some(CloseFrame {
+                code: CloseCode::from(code),
+                reason: reason.into(),
+            })),
+        };
+        let last = matches!(message, Message::Close(_));
+        ws.feed(message).await.map_err(|_| ())?;
+        backlog.fetch_sub(len, Ordering::AcqRel);
+        if last {
+            ws.flush().await.map_err(|_| ())?;
+            return Ok(true);
         }
-        sink.flush().await.ok()?;
+        next = rx.try_recv().ok();
     }
-    let _ = sink.close().await;
-    None
-}
-
-struct AbortOnDrop(AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+    ws.flush().await.map_err(|_| ())?;
+    Ok(false)
 }
