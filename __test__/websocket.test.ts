@@ -558,3 +558,13 @@ describe("standard sockets keep their object in memory", () => {
     expect(Room.constructed).toBe(2);
   });
 });
+
+describe("dispose", () => {
+  it("in-process clients of hibernatable sockets get a 1001 close", async () => {
+    const { ws, closes } = await connect();
+    await runtime!.dispose();
+    await until(() => closes.length === 1);
+    expect([closes[0]!.code, closes[0]!.reason]).toEqual([1001, "The Durable Object runtime is shutting down."]);
+    expect(ws.readyState).toBe(3);
+  });
+});

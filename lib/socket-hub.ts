@@ -11,6 +11,7 @@ import { call, native } from "./native.js";
 import { WebSocket, type Delivery, type SocketBinding, type SocketHubPort } from "./websocket.js";
 
 const EVENT_TIMEOUT = "Actor exceeded event execution time and was disconnected.";
+const GOING_AWAY = "The Durable Object runtime is shutting down.";
 /** Sockets of no object: the network ends of standard (accept()ed) sockets. */
 const NO_OWNER = 0xffff_ffff;
 const KIND = ["text", "binary", "close", "close", "error"] as const;
@@ -84,6 +85,7 @@ export class SocketHub implements SocketHubPort {
   // —— SocketHubPort: what a hibernatable end asks of the hub ——
 
   receive(id: number, message: Delivery, from: WebSocket | undefined): void {
+    if (this.#freed) return;
     if (message.kind === "message" && typeof message.data === "string") {
       const reply = native.wsAutoReply(this.#number, id, message.data);
       if (reply !== null) {
@@ -96,6 +98,7 @@ export class SocketHub implements SocketHubPort {
   }
 
   send(id: number, data: string | Uint8Array): void {
+    if (this.#freed) return;
     if (typeof data === "string") call(() => native.wsSendText(this.#number, id, data));
     else call(() => native.wsSendBinary(this.#number, id, data));
   }
@@ -254,11 +257,15 @@ export class SocketHub implements SocketHubPort {
     return host.socketFor(id, () => WebSocket.revive({ id, hub: this, gate: host } satisfies SocketBinding, this.#localPeers.get(id)));
   }
 
-  /** Closes every network connection (1001) and forgets every socket. */
+  /** Closes every connection, network and in-process, with 1001, and forgets every socket. */
   free(): void {
     if (this.#freed) return;
     this.#freed = true;
     native.wsHubFree(this.#number);
+    const goingAway: Delivery = { kind: "close", code: 1001, reason: GOING_AWAY, clean: true };
+    for (const peer of this.#localPeers.values()) WebSocket.reply(peer, goingAway, undefined);
+    this.#localPeers.clear();
+    this.#owners.clear();
   }
 }
 
