@@ -207,3 +207,23 @@ describe("lifecycle of network sockets", () => {
     expect((await closed)[0]).toBe(1001);
   });
 });
+
+describe("standard (accept()ed) sockets over the network", () => {
+  it("echo, then the client closes: the close reaches the object's listener, the client gets the reply", async () => {
+    const { ws, received, closed } = await connect("standard");
+    ws.send("a");
+    await until(() => received.length === 1);
+    expect(received).toEqual(["echo:a"]);
+    ws.close(4001, "bye");
+    expect(await closed).toEqual([4001, "bye"]);
+  });
+
+  it("abrupt disconnect is survived, and a send to the gone peer is dropped without an error", async () => {
+    const { ws } = await connect("standard");
+    ws.terminate();
+    await new Promise((r) => setTimeout(r, 50));
+    const next = await connect("standard");
+    next.ws.send("b");
+    await until(() => next.received.length === 1);
+  });
+});

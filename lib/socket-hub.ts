@@ -211,7 +211,8 @@ export class SocketHub implements SocketHubPort {
       return this.#withTimeout(host, () => handler.apply(instance, args));
     });
     if (message.kind === "message") {
-      done.catch(() => {}); // a throwing webSocketMessage leaves the socket open (spec 226)
+      // A throwing webSocketMessage leaves the socket open (spec 226); the error is logged.
+      done.catch((err) => console.error("Uncaught (in webSocketMessage)", err));
       return;
     }
     // The socket is listed until its close or error handler has run (spec 220); then the

@@ -155,7 +155,8 @@ pub fn ws_event_timeout(number: u32, owner: u32) -> Result<Option<f64>> {
 
 fn send(number: u32, id: u32, message: Outbound) -> Result<()> {
     let hub = hub(number)?;
-    let delivered = match &hub.state.lock().get(id)?.link {
+    // A socket already forgotten (its peer left) takes nothing more: the message is dropped.
+    let delivered = match hub.state.lock().get(id).ok().and_then(|s| s.link.as_ref()) {
         Some(link) => link.send(message),
         None => true,
     };
@@ -184,11 +185,13 @@ pub fn ws_send_binary(number: u32, id: u32, data: &[u8]) -> Result<()> {
 }
 
 /// Records that this side sent its Close frame (and sends it to a network peer); returns whether
-/// it had been sent before.
+/// it had been sent before (a socket already forgotten counts as closed).
 #[napi(catch_unwind)]
 pub fn ws_close(number: u32, id: u32, code: Option<u32>, reason: String) -> Result<bool> {
     with_state(number, |s| {
-        let socket = s.get_mut(id)?;
+        let Ok(socket) = s.get_mut(id) else {
+            return Ok(true);
+        };
         let before = socket.close_sent;
         socket.close_sent = true;
         if let (false, false, Some(link)) = (before, socket.peer_closed, &socket.link) {
