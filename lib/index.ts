@@ -9,3 +9,5 @@ export { DurableObjectState } from "./state.js";
 export { DurableObject, RpcTarget, RpcStub, WorkerEntrypoint, env } from "./workers.js";
 export { ManualClock, type Clock } from "./clock.js";
 export { getPlatformProxy, type GetPlatformProxyOptions, type PlatformProxy } from "./platform.js";
+export { WebSocket, WebSocketPair, WebSocketRequestResponsePair, CloseEvent, ErrorEvent } from "./websocket.js";
+export { Response } from "./response.js";
