@@ -196,8 +196,12 @@ async fn serve(
                     Ok(sent_close) => writing = !sent_close,
                     Err(()) => break,
                 },
-                // The hub forgot the socket without a Close (it was cut or the runtime went away).
-                None => break,
+                // The hub forgot the socket: finish the closing handshake (a Close reply may still
+                // be pending in tungstenite) rather than drop the connection under it.
+                None => {
+                    let _ = tokio::time::timeout(LINGER, ws.close(None)).await;
+                    break;
+                }
             },
             frame = ws.next() => match frame {
                 Some(Ok(Message::Text(text))) => {
