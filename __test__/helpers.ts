@@ -16,6 +16,25 @@ export async function rejection(promise: PromiseLike<unknown>): Promise<any> {
   throw new Error("expected a rejection");
 }
 
+/** The error `fn` throws synchronously; fails when it returns. */
+export function thrown(fn: () => unknown): any {
+  try {
+    fn();
+  } catch (err) {
+    return err;
+  }
+  throw new Error("expected a throw");
+}
+
+/** Polls `check` every few milliseconds until it holds; fails after about 5 s. */
+export async function until(check: () => boolean, what = "condition"): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    if (check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 export const REGISTER = join(ROOT, "dist", "register.js");
 

@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createRuntime, type Runtime, type RuntimeOptions } from "../lib/runtime.js";
 import type { DurableObjectNamespace } from "../lib/namespace.js";
 import { IdProbe, OtherProbe, type Remote } from "./fixtures/ids-objects.js";
+import { thrown } from "./helpers.js";
 
 const WORKERD_VECTOR = "d20c3594dd036e13f796a34584917d05bb9786c7f2b3e9efabb90112aa7cb49a";
 const BAD_FORMAT = "Invalid Durable Object ID: must be 64 hex digits";
@@ -34,15 +35,6 @@ function binding(rt: Runtime, name = "NS"): DurableObjectNamespace {
 
 function probe(stub: unknown): Remote<IdProbe> {
   return stub as Remote<IdProbe>;
-}
-
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (err) {
-    return err;
-  }
-  throw new Error("expected a throw");
 }
 
 /** Asserts the exact class and message of what `fn` throws. */

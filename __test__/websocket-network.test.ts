@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import WebSocketClient from "ws";
 import { createRuntime, type Runtime } from "../lib/index.js";
 import { Room } from "./fixtures/socket-objects.js";
+import { until } from "./helpers.js";
 
 let runtime: Runtime;
 let server: http.Server;
@@ -53,14 +54,6 @@ async function connect(query = ""): Promise<Client> {
   });
   return { ws, received, closed };
 }
-
-const until = async (check: () => boolean, what = "condition") => {
-  for (let i = 0; i < 1000; i++) {
-    if (check()) return;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-};
 
 describe("network WebSockets", () => {
   it("echo, text and binary (spec 221)", async () => {

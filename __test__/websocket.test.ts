@@ -7,7 +7,7 @@ import { Response } from "../lib/response.js";
 import type { DurableObjectState } from "../lib/state.js";
 import { CloseEvent, WebSocket, WebSocketPair, WebSocketRequestResponsePair } from "../lib/websocket.js";
 import { Room, Silent } from "./fixtures/socket-objects.js";
-import { rejection } from "./helpers.js";
+import { rejection, thrown, until } from "./helpers.js";
 
 let runtime: Runtime | undefined;
 let env: Record<string, any>;
@@ -35,14 +35,6 @@ async function connect(path = "/", name = "room") {
   ws.accept();
   return { ws, received, closes };
 }
-
-const until = async (check: () => boolean, what = "condition") => {
-  for (let i = 0; i < 500; i++) {
-    if (check()) return;
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-};
 
 describe("pairs and responses (spec 206–207)", () => {
   it("new WebSocketPair(): 0 and 1, Object.values → [client, server]", () => {
@@ -144,15 +136,6 @@ describe("hibernation", () => {
 function inRoom<T>(fn: (ctx: DurableObjectState) => T, name = "room"): Promise<T> {
   return runtime!.runInDurableObject(env.ROOM.getByName(name), (_instance, ctx) => fn(ctx as never));
 }
-
-const thrown = (fn: () => unknown): any => {
-  try {
-    fn();
-  } catch (err) {
-    return err;
-  }
-  throw new Error("expected a throw");
-};
 
 describe("acceptWebSocket rules (spec 207–213)", () => {
   it("readyState 1 right after acceptWebSocket (207)", async () => {

@@ -49,28 +49,11 @@ impl Outbound {
     }
 }
 
-/// The way to a connection's writer, counting the bytes not yet handed to the socket.
-struct Queue {
+/// The hub's handle on a connection: the queue to its task, counting the bytes not yet handed to
+/// the socket.
+pub struct Link {
     tx: mpsc::UnboundedSender<Outbound>,
     backlog: Arc<AtomicUsize>,
-}
-
-impl Queue {
-    /// False when the backlog would pass the bound (nothing is queued then).
-    fn push(&self, message: Outbound) -> bool {
-        let len = message.len();
-        if self.backlog.fetch_add(len, Ordering::AcqRel) + len > MAX_BACKLOG_BYTES {
-            self.backlog.fetch_sub(len, Ordering::AcqRel);
-            return false;
-        }
-        let _ = self.tx.send(message);
-        true
-    }
-}
-
-/// The hub's handle on a connection.
-pub struct Link {
-    queue: Queue,
     /// The connection's task (reading and writing).
     task: AbortHandle,
     cut: AtomicBool,
@@ -82,7 +65,7 @@ impl Link {
         if self.cut.load(Ordering::Acquire) || self.task.is_finished() {
             return true; // gone already; its end was reported
         }
-        if !self.queue.push(message) {
+        if !self.push(message) {
             self.cut();
             return false;
         }
@@ -91,13 +74,24 @@ impl Link {
 
     /// Sends a Close frame; reading goes on until the peer answers or hangs up.
     pub fn close(&self, code: u16, reason: &str) {
-        let _ = self.queue.push(Outbound::Close(code, reason.to_owned()));
+        let _ = self.push(Outbound::Close(code, reason.to_owned()));
     }
 
     /// Drops the connection without a Close frame.
     pub fn cut(&self) {
         self.cut.store(true, Ordering::Release);
         self.task.abort();
+    }
+
+    /// False when the backlog would pass the bound (nothing is queued then).
+    fn push(&self, message: Outbound) -> bool {
+        let len = message.len();
+        if self.backlog.fetch_add(len, Ordering::AcqRel) + len > MAX_BACKLOG_BYTES {
+            self.backlog.fetch_sub(len, Ordering::AcqRel);
+            return false;
+        }
+        let _ = self.tx.send(message);
+        true
     }
 }
 
@@ -145,21 +139,19 @@ pub fn attach(
         tokio::net::TcpStream::from_std(stream)?
     };
     let (tx, rx) = mpsc::unbounded_channel();
-    let queue = Queue {
-        tx,
-        backlog: Arc::new(AtomicUsize::new(0)),
-    };
+    let backlog = Arc::new(AtomicUsize::new(0));
     let task = runtime.spawn(serve(
         hub.clone(),
         id,
         stream,
         head,
         response,
-        queue.backlog.clone(),
+        backlog.clone(),
         rx,
     ));
     Ok(Link {
-        queue,
+        tx,
+        backlog,
         task: task.abort_handle(),
         cut: AtomicBool::new(false),
     })
