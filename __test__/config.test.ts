@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { ConfigError, findWranglerConfig, readWranglerConfig, type WorkerConfig } from "../lib/config.js";
+import { ConfigError, findWranglerConfig, readWranglerConfig, type ModuleRule, type WorkerConfig } from "../lib/config.js";
 
 const fixtures = fileURLToPath(new URL("./fixtures/config/", import.meta.url));
 const fixture = (...parts: string[]) => path.join(fixtures, ...parts);
@@ -27,6 +27,12 @@ function writeConfig(file: string, content: unknown): string {
   writeFileSync(path.join(dir, file), typeof content === "string" ? content : JSON.stringify(content));
   return dir;
 }
+
+const DEFAULT_RULES: ModuleRule[] = [
+  { type: "Text", globs: ["**/*.txt", "**/*.html"], key: "the default rules" },
+  { type: "Data", globs: ["**/*.bin"], key: "the default rules" },
+  { type: "CompiledWasm", globs: ["**/*.wasm", "**/*.wasm?module"], key: "the default rules" },
+];
 
 function readError(pathOrDir: string, options?: { env?: string }): ConfigError {
   try {
@@ -52,6 +58,8 @@ function chatWorker(dir: string, file: string): WorkerConfig {
       { name: "USERS", className: "Users", scriptName: "accounts" },
     ],
     vars: { GREETING: "hello", LIMITS: { max: 10 } },
+    secretNames: new Set(),
+    rules: DEFAULT_RULES,
     sqliteClasses: new Set(["ChatRoom"]),
     kvClasses: new Set(),
     migrations: [
@@ -144,12 +152,15 @@ describe("compatibility date", () => {
 
 describe("vars and .dev.vars", () => {
   it(".dev.vars (dotenv syntax) overrides vars", () => {
-    expect(readWranglerConfig(fixture("envs")).vars).toEqual({
+    const config = readWranglerConfig(fixture("envs"));
+    expect(config.vars).toEqual({
       MODE: "top",
       SHARED: "from dev vars",
       SECRET: "top secret",
       QUOTED: "single # not a comment",
     });
+    // Values from .dev.vars are secrets: dev's bindings table hides them.
+    expect(config.secretNames).toEqual(new Set(["SHARED", "SECRET", "QUOTED"]));
   });
 
   it(".dev.vars.<env> replaces .dev.vars when that env is chosen", () => {
@@ -165,6 +176,24 @@ describe("vars and .dev.vars", () => {
       SECRET: "top secret",
       QUOTED: "single # not a comment",
     });
+  });
+});
+
+describe("module rules", () => {
+  it("puts the file's rules first; one without fallthrough replaces the default of its type", () => {
+    const dir = writeConfig("wrangler.json", {
+      rules: [
+        { type: "Text", globs: ["**/*.md"] },
+        { type: "Data", globs: ["**/*.dat"], fallthrough: true },
+        { type: "ESModule", globs: ["**/*.mjs"] },
+      ],
+    });
+    expect(readWranglerConfig(dir).rules).toEqual([
+      { type: "Text", globs: ["**/*.md"], key: "rules[0]" },
+      { type: "Data", globs: ["**/*.dat"], key: "rules[1]" },
+      DEFAULT_RULES[1],
+      DEFAULT_RULES[2],
+    ]);
   });
 });
 
@@ -294,6 +323,9 @@ describe("types of every key read", () => {
     [{ compatibility_flags: ["nodejs_compat", 2] }, "compatibility_flags[1]: expected a string, got number"],
     [{ vars: ["A"] }, "vars: expected an object, got array"],
     [{ durable_objects: [] }, "durable_objects: expected an object, got array"],
+    [{ rules: [{ type: "Markdown", globs: ["**/*.md"] }] }, 'rules[0].type: expected one of Text, Data, CompiledWasm, ESModule, CommonJS, got "Markdown"'],
+    [{ rules: [{ globs: ["**/*.md"] }] }, 'rules[0]: missing "type"'],
+    [{ rules: [{ type: "Text", globs: "**/*.md" }] }, "rules[0].globs: expected an array, got string"],
     [{ durable_objects: { bindings: {} } }, "durable_objects.bindings: expected an array, got object"],
     [{ durable_objects: { bindings: ["ROOM"] } }, "durable_objects.bindings[0]: expected an object, got string"],
     [

@@ -4,6 +4,7 @@ import path from "node:path";
 import { parseEnv } from "node:util";
 import { parse as parseJsonc, printParseErrorCode, type ParseError } from "jsonc-parser";
 import { parse as parseToml, TomlError } from "smol-toml";
+import { ConfigError } from "./errors.js";
 
 export interface DurableObjectBindingConfig {
   name: string;
@@ -20,6 +21,16 @@ export interface Migration {
   transferredClasses: { from: string; fromScript: string; to: string }[];
 }
 
+export type ModuleType = "Text" | "Data" | "CompiledWasm";
+
+/** How imports of matching files load: wrangler's `rules`, followed by its defaults. */
+export interface ModuleRule {
+  type: ModuleType;
+  globs: string[];
+  /** Where the rule came from: `rules[i]` or "the default rules". */
+  key: string;
+}
+
 export interface WorkerConfig {
   /** Absolute path of the config file read. */
   path: string;
@@ -34,6 +45,9 @@ export interface WorkerConfig {
   durableObjects: DurableObjectBindingConfig[];
   /** `vars` from the file, overridden by `.dev.vars` (or `.dev.vars.<env>`) beside it. */
   vars: Record<string, unknown>;
+  /** The names among `vars` whose values come from `.dev.vars` (secrets: not printed). */
+  secretNames: Set<string>;
+  rules: ModuleRule[];
   /**
    * Classes whose storage is SQLite-backed. Besides `new_sqlite_classes`, this holds every class bound
    * in this Worker that no migration gives a backend: such a binding is not an error (wrangler only
@@ -46,9 +60,7 @@ export interface WorkerConfig {
   migrations: Migration[];
 }
 
-export class ConfigError extends Error {
-  override name = "ConfigError";
-}
+export { ConfigError };
 
 const CONFIG_FILES = ["wrangler.jsonc", "wrangler.json", "wrangler.toml"];
 
@@ -74,6 +86,7 @@ export function readWranglerConfig(pathOrDir: string, options: { env?: string } 
   const main = reader.optString(sections.inherited("main"));
   const durableObjects = readBindings(reader, sections.own("durable_objects"));
   const migrations = reader.optItems(sections.inherited("migrations")).map((m) => readMigration(reader, m));
+  const devVars = readDevVars(dir, options.env);
   return {
     path: file,
     dir,
@@ -82,7 +95,9 @@ export function readWranglerConfig(pathOrDir: string, options: { env?: string } 
     compatibilityDate: readDate(reader, sections.inherited("compatibility_date")),
     compatibilityFlags: reader.optStrings(sections.inherited("compatibility_flags")),
     durableObjects,
-    vars: { ...reader.optTable(sections.own("vars")), ...readDevVars(dir, options.env) },
+    vars: { ...reader.optTable(sections.own("vars")), ...devVars },
+    secretNames: new Set(Object.keys(devVars)),
+    rules: readRules(reader, sections.inherited("rules")),
     ...storageBackends(migrations, durableObjects, name),
     migrations,
   };
@@ -314,6 +329,40 @@ function storageBackends(
     if (local && !kvClasses.has(className)) sqliteClasses.add(className);
   }
   return { sqliteClasses, kvClasses };
+}
+
+const MODULE_TYPES = new Set(["Text", "Data", "CompiledWasm"]);
+// Unsupported by `durable-node dev` as by wrangler's bundler for these: JS modules are bundled.
+const BUNDLED_TYPES = new Set(["ESModule", "CommonJS", "PythonModule", "PythonRequirement"]);
+
+/** wrangler's defaults, which apply after the file's own rules. */
+const DEFAULT_RULES: ModuleRule[] = [
+  { type: "Text", globs: ["**/*.txt", "**/*.html"], key: "the default rules" },
+  { type: "Data", globs: ["**/*.bin"], key: "the default rules" },
+  { type: "CompiledWasm", globs: ["**/*.wasm", "**/*.wasm?module"], key: "the default rules" },
+];
+
+/**
+ * The file's rules, then the defaults. As in wrangler, a rule without `fallthrough: true` replaces
+ * the default rule of its type.
+ */
+function readRules(reader: Reader, field: Field): ModuleRule[] {
+  const rules: ModuleRule[] = [];
+  const replaced = new Set<string>();
+  for (const item of reader.optItems(field)) {
+    const table = reader.table(item);
+    const type = reader.string(reader.required(table, item.key, "type"));
+    if (BUNDLED_TYPES.has(type)) continue;
+    if (!MODULE_TYPES.has(type)) {
+      reader.fail(`${item.key}.type`, `expected one of Text, Data, CompiledWasm, ESModule, CommonJS, got "${type}"`);
+    }
+    const globs = reader.optStrings(child(table, item.key, "globs"));
+    const fallthrough = child(table, item.key, "fallthrough");
+    if (fallthrough.value !== undefined && typeof fallthrough.value !== "boolean") reader.expect(fallthrough, "a boolean");
+    if (fallthrough.value !== true) replaced.add(type);
+    rules.push({ type: type as ModuleType, globs, key: item.key });
+  }
+  return [...rules, ...DEFAULT_RULES.filter((rule) => !replaced.has(rule.type))];
 }
 
 // As in wrangler, `.dev.vars.<env>` replaces `.dev.vars` rather than merging with it.

@@ -52,3 +52,8 @@ export function argumentTypeError(method: string, className: string, n: number, 
 export function dataCloneError(message: string): DOMException {
   return new DOMException(message, "DataCloneError");
 }
+
+/** A wrangler config (or a Worker it names) that cannot be used; the message names file and key. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}

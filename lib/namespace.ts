@@ -60,6 +60,15 @@ export class NamespaceCore implements ActorClass {
     return hex;
   }
 
+  /**
+   * New code for this namespace (dev's reload): live instances are evicted, so each object's next
+   * event constructs the new class; hibernatable WebSockets stay open.
+   */
+  replaceClass(Class: ActorClass["Class"]): void {
+    (this as { Class: ActorClass["Class"] }).Class = Class;
+    for (const host of this.hosts.values()) host.evict();
+  }
+
   /** The host of the object with id `hex` (the alarm scheduler knows objects by id only). */
   hostByHex(hex: string): ActorHost {
     return this.host(this.makeId(hex, undefined));

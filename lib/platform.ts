@@ -3,7 +3,11 @@
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import type { WorkerConfig } from "./config.js";
+import { ExecutionContext, durableObjectClasses as classesOf } from "./dev/worker.js";
+import { ConfigError } from "./errors.js";
 import { createRuntime, type DurableObjectClassOptions, type Runtime } from "./runtime.js";
+
+export { ExecutionContext };
 
 export interface GetPlatformProxyOptions {
   /** The wrangler config file; default: wrangler.jsonc/.json/.toml in the current directory. */
@@ -20,14 +24,6 @@ export interface PlatformProxy<Env = Record<string, unknown>> {
   ctx: ExecutionContext;
   caches: { default: NoopCache; open(name: string): Promise<NoopCache> };
   dispose(): Promise<void>;
-}
-
-export class ExecutionContext {
-  readonly props: Record<string, unknown> = {};
-  waitUntil(promise: Promise<unknown>): void {
-    Promise.resolve(promise).catch((err) => console.error("Uncaught (in waitUntil)", err));
-  }
-  passThroughOnException(): void {}
 }
 
 /** As in `wrangler dev`, the cache stores nothing. */
@@ -67,30 +63,11 @@ export async function getPlatformProxy<Env = Record<string, unknown>>(
 }
 
 async function durableObjectClasses(config: WorkerConfig): Promise<Record<string, DurableObjectClassOptions>> {
-  const { ConfigError } = await import("./config.js");
-  const file = path.basename(config.path);
   if (config.durableObjects.length === 0) return {};
-  if (config.main === undefined) throw new ConfigError(`${file}: main: required to find the Durable Object classes`);
-  const mod = await importMain(config.main);
-  const classes: Record<string, DurableObjectClassOptions> = {};
-  config.durableObjects.forEach((binding, i) => {
-    const key = `${file}: durable_objects.bindings[${i}]`;
-    if (binding.scriptName !== undefined && binding.scriptName !== config.name) {
-      throw new ConfigError(
-        `${key}.script_name: "${binding.scriptName}" is another Worker; getPlatformProxy serves only this Worker's classes`,
-      );
-    }
-    const Class = mod[binding.className];
-    if (typeof Class !== "function") {
-      throw new ConfigError(`${key}.class_name: "${binding.className}" is not exported by ${config.main}`);
-    }
-    classes[binding.name] = {
-      class: Class as DurableObjectClassOptions["class"],
-      className: binding.className,
-      sqlite: !config.kvClasses.has(binding.className),
-    };
-  });
-  return classes;
+  if (config.main === undefined) {
+    throw new ConfigError(`${path.basename(config.path)}: main: required to find the Durable Object classes`);
+  }
+  return classesOf({ config, module: await importMain(config.main) });
 }
 
 async function importMain(main: string): Promise<Record<string, unknown>> {

@@ -12,6 +12,11 @@ export interface WorkersResponseInit extends ResponseInit {
 
 /** Responses built with status 101; Node's Response holds 200 for them. */
 const switching = new WeakSet<object>();
+/**
+ * The body each response was built with, when it is a string (see wholeBody). Not bytes: Node
+ * copies those at construction, and the caller may change its buffer afterwards.
+ */
+const wholeBodies = new WeakMap<object, string>();
 
 export class Response extends NodeResponse {
   readonly #webSocket: WebSocket | null;
@@ -34,7 +39,17 @@ export class Response extends NodeResponse {
     super(body, upgrade ? { ...init, status: 200, statusText: "Switching Protocols" } : init);
     if (webSocket !== null) WebSocket.claim(webSocket);
     if (upgrade) switching.add(this);
+    if (typeof body === "string") wholeBodies.set(this, body);
     this.#webSocket = webSocket;
+  }
+
+  // Node's Response.json builds a base Response; this one goes through the constructor above.
+  static override json(data: unknown, init?: ResponseInit): Response {
+    const text = JSON.stringify(data);
+    if (text === undefined) throw new TypeError("Value is not JSON serializable");
+    const headers = new Headers(init?.headers);
+    if (!headers.has("content-type")) headers.set("content-type", "application/json");
+    return new this(text, { ...init, headers });
   }
 
   static override [Symbol.hasInstance](value: unknown): boolean {
@@ -70,3 +85,12 @@ Object.defineProperties(Response.prototype, {
     },
   },
 });
+
+/**
+ * The text `response` was built with, if nobody has read its body yet: a server can send it as
+ * is instead of reading the stream Node made of it.
+ */
+export function wholeBody(response: globalThis.Response): string | undefined {
+  const body = wholeBodies.get(response);
+  return body === undefined || response.bodyUsed || response.body?.locked ? undefined : body;
+}

@@ -108,6 +108,17 @@ export interface Runtime<Env = Record<string, unknown>> {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+/** @internal what `durable-node dev` reaches beyond the public Runtime. */
+export interface RuntimeInternals {
+  readonly sockets: SocketHub;
+  replaceClasses(classes: Record<string, DurableObjectClassOptions>): void;
+}
+
+/** @internal */
+export function internals(runtime: Runtime): RuntimeInternals {
+  return runtime as unknown as RuntimeInternals;
+}
+
 const DEFAULT_IDLE_MS = 70_000;
 const DEFAULT_HIBERNATION_MS = 10_000;
 const DEFAULT_BCW_TIMEOUT_MS = 30_000;
@@ -255,6 +266,13 @@ class RuntimeImpl implements Runtime, ActorSystem {
     // An object with hibernatable sockets hibernates sooner; the others wait out idleMs.
     for (const handle of this.actors.idle(Math.min(idleMs, hibernateMs))) {
       if (idle.has(handle) || this.sockets.count(handle) > 0) this.#hosts[handle]?.evict();
+    }
+  }
+
+  /** @internal dev's reload: each bound class name gets its new class (see NamespaceCore.replaceClass). */
+  replaceClasses(classes: Record<string, DurableObjectClassOptions>): void {
+    for (const spec of Object.values(classes)) {
+      this.#cores.get(spec.className ?? spec.class.name)?.replaceClass(spec.class);
     }
   }
 

@@ -146,6 +146,17 @@ export class SocketHub implements SocketHubPort {
     // Bytes the HTTP parser read past the request and any still buffered in the stream.
     const chunks = [head];
     for (let chunk; (chunk = socket.read()) !== null; ) chunks.push(chunk as Buffer);
+    const rawHead = Buffer.from(`HTTP/1.1 101 Switching Protocols\r\n${joinHeaders(upgradeHeaders(key, response))}\r\n`, "latin1");
+    this.connectNetwork(ws, (id, hub) => native.wsAttach(hub, id, fd, Buffer.concat(chunks), rawHead));
+    socket.destroy();
+  }
+
+  /**
+   * Gives `ws`, the client end of an upgrade response, to a network connection: `attach(id, hub)`
+   * binds the connection to socket `id` of hub number `hub` (a descriptor taken over from Node, or
+   * the front door's own upgrade). Its server end stays the object's, hibernatable or standard.
+   */
+  connectNetwork(ws: WebSocket, attach: (id: number, hub: number) => void): void {
     const server = WebSocket.peerOf(ws)!;
     const hibernatable = WebSocket.bindingOf(server);
     const id = hibernatable?.id ?? call(() => native.wsAdd(this.#number, NO_OWNER, false, []));
@@ -153,8 +164,7 @@ export class SocketHub implements SocketHubPort {
       this.#localPeers.delete(id);
       this.#owners.delete(id);
     } else this.#networkEnds.set(id, ws);
-    call(() => native.wsAttach(this.#number, id, fd, Buffer.concat(chunks), upgradeHead(key, response)));
-    socket.destroy();
+    call(() => attach(id, this.#number));
     WebSocket.connect(ws, { id, hub: this });
   }
 
@@ -290,13 +300,20 @@ function checkTags(tags: unknown): string[] {
   return unique;
 }
 
-function upgradeHead(key: string, response: Response): Buffer {
+/** The 101 response's headers, `[name, value, …]`: the handshake's and the Worker's own. */
+export function upgradeHeaders(key: string, response: Response): string[] {
   const accept = createHash("sha1").update(key + WEBSOCKET_GUID).digest("base64");
-  let head = `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n`;
+  const headers = ["Upgrade", "websocket", "Connection", "Upgrade", "Sec-WebSocket-Accept", accept];
   for (const [name, value] of response.headers) {
-    if (!HOP_BY_HOP.has(name)) head += `${name}: ${value}\r\n`;
+    if (!HOP_BY_HOP.has(name)) headers.push(name, value);
   }
-  return Buffer.from(`${head}\r\n`, "latin1");
+  return headers;
+}
+
+function joinHeaders(headers: string[]): string {
+  let text = "";
+  for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
+  return text;
 }
 
 const HOP_BY_HOP = new Set(["upgrade", "connection", "sec-websocket-accept", "content-length", "transfer-encoding"]);

@@ -31,6 +31,8 @@ pub enum CoreError {
     /// A WebSocket rule (the per-object socket cap), already worded.
     WebSocket(String),
     NoSuchSocket(u32),
+    /// The HTTP front door: a port that cannot be bound, a response it cannot send; worded.
+    Http(String),
 }
 
 impl CoreError {
@@ -49,7 +51,8 @@ impl CoreError {
             | CoreError::Storage(_)
             | CoreError::CommitFailed { .. }
             | CoreError::WebSocket(_)
-            | CoreError::NoSuchSocket(_) => "Error",
+            | CoreError::NoSuchSocket(_)
+            | CoreError::Http(_) => "Error",
         }
     }
 }
@@ -75,7 +78,8 @@ impl fmt::Display for CoreError {
             | CoreError::RangeError(m)
             | CoreError::Sql(m)
             | CoreError::Storage(m)
-            | CoreError::WebSocket(m) => f.write_str(m),
+            | CoreError::WebSocket(m)
+            | CoreError::Http(m) => f.write_str(m),
             CoreError::NoSuchSocket(id) => write!(
                 f,
                 "This WebSocket is no longer known to its Durable Object (socket {id} was closed)."

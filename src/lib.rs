@@ -16,8 +16,11 @@
 //! - `ws_*` functions ([`websocket_napi`]) reach a runtime's WebSocket hub ([`websocket::Hub`]):
 //!   sockets that outlive their object's JS instance (hibernation), and network connections
 //!   served on the core's own thread, whose frames wake JS once per batch.
+//! - `http_*` functions ([`http_napi`]) reach the HTTP front door of `durable-node dev`
+//!   ([`http::FrontDoor`]): hyper on the same thread, requests queued for JS in batches, bodies
+//!   streamed with bounded buffers, upgrades handed to a WebSocket hub.
 //!
-//! Logic lives in plain modules (`id`, `actor`, `storage`, `alarm`, `runtime_db`, `websocket`) tested with
+//! Logic lives in plain modules (`id`, `actor`, `storage`, `alarm`, `runtime_db`, `websocket`, `http`) tested with
 //! `cargo test`; this file only converts values and errors ([`error::CoreError`] → `napi::Error`).
 
 #![deny(clippy::all)]
@@ -26,6 +29,8 @@ pub mod actor;
 pub mod alarm;
 
 pub mod error;
+pub mod http;
+pub mod http_napi;
 pub mod id;
 pub mod runtime_db;
 pub mod storage;
@@ -235,6 +240,34 @@ impl RuntimeStore {
             .as_ref()
             .ok_or_else(|| CoreError::RuntimeDb("closed".into()))?;
         Ok(db.namespace_key(&name)?)
+    }
+
+    /// Applies a wrangler migration of Worker `worker` to the state in `dir` unless its tag was
+    /// applied before: `renames` are `[from, to, …]` (renamed and transferred classes), `deletes`
+    /// class names. Returns whether it was applied now.
+    #[napi(catch_unwind)]
+    pub fn migrate(
+        &mut self,
+        dir: String,
+        worker: String,
+        tag: String,
+        renames: Vec<String>,
+        deletes: Vec<String>,
+    ) -> Result<bool> {
+        let db = self
+            .db
+            .as_mut()
+            .ok_or_else(|| CoreError::RuntimeDb("closed".into()))?;
+        let migration = runtime_db::Migration {
+            worker: &worker,
+            tag: &tag,
+            renames: renames
+                .chunks_exact(2)
+                .map(|pair| (pair[0].as_str(), pair[1].as_str()))
+                .collect(),
+            deletes: deletes.iter().map(String::as_str).collect(),
+        };
+        Ok(db.migrate(std::path::Path::new(&dir), &migration)?)
     }
 
     #[napi]

@@ -2,7 +2,6 @@
 //! ([`crate::websocket::Hub`]), by hub number, as free functions like the `actor_*` ones.
 
 use std::cell::RefCell;
-use std::ptr;
 use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
@@ -11,6 +10,7 @@ use napi::{sys, Status};
 use napi_derive::napi;
 
 use crate::error::CoreError;
+use crate::storage::napi_values::FlatArray;
 use crate::storage::Bytes;
 use crate::websocket::net::{self, Outbound};
 use crate::websocket::{AutoResponse, Event, Hub, Inbound};
@@ -19,7 +19,7 @@ thread_local! {
     static HUBS: RefCell<Vec<Option<Arc<Hub>>>> = const { RefCell::new(Vec::new()) };
 }
 
-fn hub(number: u32) -> Result<Arc<Hub>> {
+pub(crate) fn hub(number: u32) -> Result<Arc<Hub>> {
     HUBS.with_borrow(|hubs| {
         hubs.get(number as usize)
             .and_then(Option::clone)
@@ -247,21 +247,10 @@ impl TypeName for Events {
 
 impl ToNapiValue for Events {
     unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
-        let mut array = ptr::null_mut();
-        check(sys::napi_create_array_with_length(
-            env,
-            value.0.len() * 5,
-            &mut array,
-        ))?;
-        let mut at = 0;
-        let mut put = |v: sys::napi_value| -> Result<()> {
-            check(sys::napi_set_element(env, array, at, v))?;
-            at += 1;
-            Ok(())
-        };
+        let mut array = FlatArray::new(env, value.0.len() * 5)?;
         for event in value.0 {
-            put(u32::to_napi_value(env, event.socket)?)?;
-            put(u32::to_napi_value(env, event.owner)?)?;
+            array.push(u32::to_napi_value(env, event.socket)?)?;
+            array.push(u32::to_napi_value(env, event.owner)?)?;
             let (kind, a, b) = match event.what {
                 Inbound::Text(t) => (0, String::to_napi_value(env, t)?, None),
                 Inbound::Binary(bytes) => (1, Bytes::to_napi_value(env, Bytes(bytes))?, None),
@@ -276,24 +265,13 @@ impl ToNapiValue for Events {
                 ),
                 Inbound::Error(message) => (4, String::to_napi_value(env, message)?, None),
             };
-            put(u32::to_napi_value(env, kind)?)?;
-            put(a)?;
-            put(match b {
+            array.push(u32::to_napi_value(env, kind)?)?;
+            array.push(a)?;
+            array.push(match b {
                 Some(b) => b,
                 None => <()>::to_napi_value(env, ())?,
             })?;
         }
-        Ok(array)
-    }
-}
-
-fn check(status: sys::napi_status) -> Result<()> {
-    if status == sys::Status::napi_ok {
-        Ok(())
-    } else {
-        Err(napi::Error::new(
-            Status::from(status),
-            "N-API call failed while building WebSocket events",
-        ))
+        Ok(array.into_value())
     }
 }

@@ -8,7 +8,7 @@ mod database;
 mod kv;
 mod metadata;
 
-mod napi_values;
+pub(crate) mod napi_values;
 mod sql;
 
 pub use database::{format_error, Database, Durability};

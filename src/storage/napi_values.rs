@@ -78,7 +78,7 @@ impl ToNapiValue for Bytes {
     }
 }
 
-unsafe fn array_buffer(env: sys::napi_env, bytes: &[u8]) -> Result<sys::napi_value> {
+pub(crate) unsafe fn array_buffer(env: sys::napi_env, bytes: &[u8]) -> Result<sys::napi_value> {
     let mut data = ptr::null_mut();
     let mut out = ptr::null_mut();
     check(sys::napi_create_arraybuffer(
@@ -202,8 +202,38 @@ fn check(status: sys::napi_status) -> Result<()> {
     } else {
         Err(Error::new(
             Status::from(status),
-            "napi call failed while converting a SQL value",
+            "napi call failed while converting a value for JS",
         ))
+    }
+}
+
+/// A JS array filled element by element: batches of events cross as one flat array, a fixed
+/// number of elements per event, rather than as an object per event.
+pub(crate) struct FlatArray {
+    env: sys::napi_env,
+    array: sys::napi_value,
+    at: u32,
+}
+
+impl FlatArray {
+    /// # Safety
+    /// `env` must be the current call's environment.
+    pub unsafe fn new(env: sys::napi_env, len: usize) -> Result<Self> {
+        let mut array = ptr::null_mut();
+        check(sys::napi_create_array_with_length(env, len, &mut array))?;
+        Ok(FlatArray { env, array, at: 0 })
+    }
+
+    /// # Safety
+    /// `value` must belong to the environment the array was made in.
+    pub unsafe fn push(&mut self, value: sys::napi_value) -> Result<()> {
+        check(sys::napi_set_element(self.env, self.array, self.at, value))?;
+        self.at += 1;
+        Ok(())
+    }
+
+    pub fn into_value(self) -> sys::napi_value {
+        self.array
     }
 }
 

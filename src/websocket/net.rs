@@ -1,16 +1,18 @@
 //! Network WebSocket connections, each served by one tokio task (reading and writing) on the
-//! core's own runtime thread. Node's HTTP server parses the upgrade request; the core takes over
-//! the TCP socket (a duplicate of its descriptor), writes the 101 response and speaks the
-//! protocol from there: pings are answered here, oversized messages close the connection with
-//! 1009, a peer that stops reading is disconnected once its backlog passes a bound.
+//! core's own runtime thread. The upgrade request is parsed either by a Node HTTP server (the core
+//! then takes over the TCP socket, a duplicate of its descriptor, and writes the 101 response) or
+//! by the core's own front door (`crate::http`, hyper writes the 101). From there the core speaks
+//! the protocol: pings are answered here, oversized messages close the connection with 1009, a
+//! peer that stops reading is disconnected once its backlog passes a bound.
 
+use std::future::Future;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -95,20 +97,21 @@ impl Link {
     }
 }
 
-/// The core's network thread: one current-thread runtime, driven by a thread of its own.
-fn runtime() -> &'static tokio::runtime::Handle {
+/// The core's network thread: one current-thread runtime, driven by a thread of its own, for
+/// WebSocket connections and the HTTP front door alike.
+pub fn runtime() -> &'static tokio::runtime::Handle {
     static HANDLE: OnceLock<tokio::runtime::Handle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
             .build()
-            .expect("durable-node: could not start the WebSocket runtime");
+            .expect("durable-node: could not start the network runtime");
         let handle = runtime.handle().clone();
         std::thread::Builder::new()
-            .name("durable-node-ws".into())
+            .name("durable-node-net".into())
             .spawn(move || runtime.block_on(std::future::pending::<()>()))
-            .expect("durable-node: could not start the WebSocket thread");
+            .expect("durable-node: could not start the network thread");
         handle
     })
 }
@@ -133,50 +136,80 @@ pub fn attach(
     let stream = std::net::TcpStream::from(owned);
     stream.set_nonblocking(true)?;
     stream.set_nodelay(true)?;
-    let runtime = runtime();
     let stream = {
-        let _entered = runtime.enter();
+        let _entered = runtime().enter();
         tokio::net::TcpStream::from_std(stream)?
     };
+    Ok(spawn_link(hub, id, async move {
+        let mut stream = stream;
+        stream.write_all(&response).await?;
+        drop(response);
+        let ws = WebSocketStream::from_partially_read(stream, head, Role::Server, Some(config()));
+        Ok(ws.await)
+    }))
+}
+
+/// Serves socket `id` over a connection that `upgraded` yields once the HTTP upgrade completes
+/// (the front door's, whose 101 response hyper writes). Messages sent meanwhile wait in the link.
+pub fn adopt<S>(
+    hub: &Arc<Hub>,
+    id: u32,
+    upgraded: impl Future<Output = std::io::Result<S>> + Send + 'static,
+) -> Link
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    spawn_link(hub, id, async move {
+        let stream = upgraded.await?;
+        Ok(WebSocketStream::from_raw_socket(stream, Role::Server, Some(config())).await)
+    })
+}
+
+fn config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .max_message_size(Some(MAX_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_MESSAGE_BYTES))
+}
+
+/// The connection's task, started on the core's network thread, and the hub's link to it.
+fn spawn_link<S>(
+    hub: &Arc<Hub>,
+    id: u32,
+    connect: impl Future<Output = std::io::Result<WebSocketStream<S>>> + Send + 'static,
+) -> Link
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (tx, rx) = mpsc::unbounded_channel();
     let backlog = Arc::new(AtomicUsize::new(0));
-    let task = runtime.spawn(serve(
-        hub.clone(),
-        id,
-        stream,
-        head,
-        response,
-        backlog.clone(),
-        rx,
-    ));
-    Ok(Link {
+    let task = runtime().spawn({
+        let hub = hub.clone();
+        let backlog = backlog.clone();
+        async move {
+            match connect.await {
+                Ok(ws) => serve(hub, id, ws, backlog, rx).await,
+                Err(_) => hub.push(id, disconnected()),
+            }
+        }
+    });
+    Link {
         tx,
         backlog,
         task: task.abort_handle(),
         cut: AtomicBool::new(false),
-    })
+    }
 }
 
-async fn serve(
+async fn serve<S>(
     hub: Arc<Hub>,
     id: u32,
-    mut stream: tokio::net::TcpStream,
-    head: Vec<u8>,
-    response: Vec<u8>,
+    mut ws: WebSocketStream<S>,
     backlog: Arc<AtomicUsize>,
     mut rx: mpsc::UnboundedReceiver<Outbound>,
-) {
-    if stream.write_all(&response).await.is_err() {
-        hub.push(id, disconnected());
-        return;
-    }
-    drop(response);
-    let config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .max_message_size(Some(MAX_MESSAGE_BYTES))
-        .max_frame_size(Some(MAX_MESSAGE_BYTES));
-    let mut ws =
-        WebSocketStream::from_partially_read(stream, head, Role::Server, Some(config)).await;
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     // One task reads and writes: no lock between two halves, no hand-off to a writer task.
     let mut writing = true;
     let mut closed = false;
@@ -273,7 +306,7 @@ fn disconnected() -> Inbound {
 /// After a Close sent because of bad input, the rest of that input is read and dropped until the
 /// peer hangs up: closing with unread bytes would reset the connection before the peer reads the
 /// Close frame.
-async fn linger(stream: &mut tokio::net::TcpStream) {
+async fn linger(stream: &mut (impl AsyncRead + Unpin)) {
     let mut buffer = vec![0u8; 64 * 1024];
     let drain = async { while matches!(stream.read(&mut buffer).await, Ok(n) if n > 0) {} };
     let _ = tokio::time::timeout(LINGER, drain).await;
@@ -282,7 +315,7 @@ async fn linger(stream: &mut tokio::net::TcpStream) {
 /// Sends `first` and whatever else JS has queued meanwhile, flushing once. Returns whether a Close
 /// frame went out (nothing may follow it); Err when the connection failed.
 async fn write(
-    ws: &mut WebSocketStream<tokio::net::TcpStream>,
+    ws: &mut WebSocketStream<impl AsyncRead + AsyncWrite + Unpin>,
     first: Outbound,
     rx: &mut mpsc::UnboundedReceiver<Outbound>,
     backlog: &AtomicUsize,
