@@ -45,7 +45,7 @@ export const REGISTER = join(ROOT, "dist", "register.js");
 export function assertFreshBuild(): void {
   if (!existsSync(REGISTER)) throw new Error(`${REGISTER} is missing: run \`npm run build\` first.`);
   const built = statSync(join(ROOT, "dist", "index.js")).mtimeMs;
-  const stale = readdirSync(join(ROOT, "lib")).filter(
+  const stale = readdirSync(join(ROOT, "lib"), { recursive: true, encoding: "utf8" }).filter(
     (name) => name.endsWith(".ts") && statSync(join(ROOT, "lib", name)).mtimeMs > built,
   );
   if (stale.length > 0) throw new Error(`dist/ is older than lib/${stale[0]}: run \`npm run build\` first.`);
