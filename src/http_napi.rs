@@ -12,7 +12,7 @@ use napi_derive::napi;
 
 use crate::error::CoreError;
 use crate::http::{Event, FrontDoor};
-use crate::storage::napi_values::{array_buffer, FlatArray};
+use crate::storage::napi_values::{array_buffer, Batch, FlatArray};
 
 thread_local! {
     static DOORS: RefCell<Vec<Option<Arc<FrontDoor>>>> = const { RefCell::new(Vec::new()) };
@@ -131,22 +131,11 @@ pub fn http_upgrade(
     catch_unwind,
     ts_return_type = "Array<number | string[] | string | ArrayBuffer | undefined>"
 )]
-pub fn http_take_events(number: u32) -> Result<Events> {
-    Ok(Events(door(number)?.take()))
+pub fn http_take_events(number: u32) -> Result<Batch<Event>> {
+    Ok(Batch(door(number)?.take()))
 }
 
-pub struct Events(Vec<Event>);
-
-impl TypeName for Events {
-    fn type_name() -> &'static str {
-        "Array"
-    }
-    fn value_type() -> napi::ValueType {
-        napi::ValueType::Object
-    }
-}
-
-impl ToNapiValue for Events {
+impl ToNapiValue for Batch<Event> {
     unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
         let mut array = FlatArray::new(env, value.0.len() * 3)?;
         for event in value.0 {

@@ -10,7 +10,7 @@ use napi::{sys, Status};
 use napi_derive::napi;
 
 use crate::error::CoreError;
-use crate::storage::napi_values::FlatArray;
+use crate::storage::napi_values::{Batch, FlatArray};
 use crate::storage::Bytes;
 use crate::websocket::net::{self, Outbound};
 use crate::websocket::{AutoResponse, Event, Hub, Inbound};
@@ -230,22 +230,11 @@ pub fn ws_attach(number: u32, id: u32, fd: i32, head: &[u8], response: &[u8]) ->
 /// 1 binary (a: ArrayBuffer), 2 clean close and 3 unclean close (a: code, b: reason), 4 error
 /// (a: message).
 #[napi(catch_unwind, ts_return_type = "Array<number | string | ArrayBuffer>")]
-pub fn ws_take_events(number: u32) -> Result<Events> {
-    Ok(Events(hub(number)?.take()))
+pub fn ws_take_events(number: u32) -> Result<Batch<Event>> {
+    Ok(Batch(hub(number)?.take()))
 }
 
-pub struct Events(Vec<Event>);
-
-impl TypeName for Events {
-    fn type_name() -> &'static str {
-        "Array"
-    }
-    fn value_type() -> napi::ValueType {
-        napi::ValueType::Object
-    }
-}
-
-impl ToNapiValue for Events {
+impl ToNapiValue for Batch<Event> {
     unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
         let mut array = FlatArray::new(env, value.0.len() * 5)?;
         for event in value.0 {

@@ -207,6 +207,18 @@ fn check(status: sys::napi_status) -> Result<()> {
     }
 }
 
+/// A batch of events for JS; each kind of event says how it lays itself out in a [`FlatArray`].
+pub struct Batch<T>(pub Vec<T>);
+
+impl<T> TypeName for Batch<T> {
+    fn type_name() -> &'static str {
+        "Array"
+    }
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
 /// A JS array filled element by element: batches of events cross as one flat array, a fixed
 /// number of elements per event, rather than as an object per event.
 pub(crate) struct FlatArray {
