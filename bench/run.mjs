@@ -1,14 +1,17 @@
 // Runs every scenario against durable-node and Miniflare 4 (workerd) in one go and prints three tables of medians: RPC
 // and start-up, then storage with raw SQLite as the floor, then durable-node's alarm scheduler. Each side runs in child
 // processes of its own, so one side's crash, hang or heap never touches the other's numbers.
-// Usage: node run.mjs [rpc] [storage] [alarms]   (the tables to run; all three without arguments)
-import { spawn, execFileSync } from "node:child_process";
-import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+// Usage: node run.mjs [rpc] [storage] [alarms] [dev]   (the tables to run; rpc, storage and alarms without arguments)
+import { spawn } from "node:child_process";
+import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { describeDurableNode, readVersion } from "./lib/describe.mjs";
 import { buildFloor } from "./lib/floor.mjs";
+import { childEnv, killGroup } from "./lib/processes.mjs";
 import { parseReport } from "./lib/protocol.mjs";
+import { cell, format, goalCell, median, printTable, ratio, summarize } from "./lib/table.mjs";
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const rootDir = path.dirname(benchDir);
@@ -126,11 +129,6 @@ const ALARM_PLAN = {
 };
 const ALARM_TIMEOUT_MS = { fire: 240_000, index: 60_000, fill: 600_000 };
 
-// NODE_EXTRA_CA_CERTS, set on this machine, adds ≈ 60 ms to every node start while reading certificates neither
-// side uses here; children run without it so the start-up row measures the runtimes, not the certificate store.
-const childEnv = { ...process.env };
-delete childEnv.NODE_EXTRA_CA_CERTS;
-
 // Miniflare keeps Durable Object storage in SQLite files under its temporary directory (os.tmpdir()); the storage
 // children put that directory on tmpfs when there is one, so its storage is in memory as durable-node's is.
 const TMPFS = "/dev/shm";
@@ -146,16 +144,6 @@ const storageEnv = storageTmpfs ? { ...childEnv, TMPDIR: storageTmpfs } : childE
 
 const running = new Set();
 const notes = [];
-
-/** Kills a child's whole process group (Miniflare's workerd included); the group may already be gone. */
-function killGroup(pid) {
-  if (pid === undefined) return;
-  try {
-    process.kill(-pid, "SIGKILL");
-  } catch (error) {
-    if (error.code !== "ESRCH") throw error;
-  }
-}
 
 process.on("SIGINT", () => {
   for (const pid of running) killGroup(pid);
@@ -214,41 +202,6 @@ function runProcess(command, argv, label, timeoutMs, env = childEnv) {
   });
 }
 
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
-/** { median, min, max } of the samples. */
-function summarize(samples) {
-  return { median: median(samples), min: Math.min(...samples), max: Math.max(...samples) };
-}
-
-function format(value, unit) {
-  const digits = value >= 100 ? 0 : value >= 10 ? 1 : 2;
-  return `${value.toFixed(digits)} ${unit}`;
-}
-
-/** Table cell: the median, with the spread of the samples it was taken from. */
-function cell(stat, unit) {
-  if (stat.error) return `error (see below)`;
-  return `${format(stat.median, unit)} (${format(stat.min, "").trim()}–${format(stat.max, unit)})`;
-}
-
-function ratio(a, b) {
-  if (a.error || b.error) return "—";
-  const r = b.median / a.median;
-  return `${r >= 10 ? r.toFixed(0) : r.toFixed(1)}×`;
-}
-
-function goalCell(stat, limit, unit) {
-  if (limit === undefined) return "—";
-  const text = `≤ ${limit} ${unit}`;
-  if (stat.error) return text;
-  return `${text} ${stat.median <= limit ? "met" : "not met"}`;
-}
-
 /** durable-node's median as a multiple of the floor's: `1.5×` means 1.5 times the raw SQLite time. */
 function overFloor(dn, floor) {
   if (dn.error || floor.error) return "—";
@@ -268,47 +221,31 @@ function storageGoalCell({ dn, mf, floor, unit, goals: { limit, faster, withinFl
   return parts.join("; ");
 }
 
-function printTable(header, rows) {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`;
-  console.log(line(header));
-  console.log(`| ${widths.map((w) => "-".repeat(w)).join(" | ")} |`);
-  for (const row of rows) console.log(line(row));
-}
-
-function readVersion(packageJson) {
-  try {
-    return JSON.parse(readFileSync(packageJson, "utf8")).version;
-  } catch {
-    return "not installed";
-  }
-}
-
-function describeDurableNode() {
-  const version = readVersion(path.join(rootDir, "package.json"));
-  let commit = "no commit";
-  try {
-    commit = execFileSync("git", ["-C", rootDir, "rev-parse", "--short", "HEAD"], { stdio: ["ignore", "pipe", "ignore"] })
-      .toString()
-      .trim();
-  } catch {}
-  let built = "dist/ not built";
-  try {
-    built = `dist/ built ${statSync(path.join(rootDir, "dist", "index.js")).mtime.toISOString()}`;
-  } catch {}
-  return `durable-node ${version} (git ${commit}, ${built})`;
-}
-
 const TABLES = ["rpc", "storage", "alarms"];
+// `dev` runs only when named: dev.mjs serves a project with `durable-node dev` and `wrangler dev` under wrk (a system
+// package), about 1.5 minutes; its table comes first, in its own process.
+const NAMED_ONLY = ["dev"];
 const chosen = process.argv.slice(2);
 for (const table of chosen) {
-  if (!TABLES.includes(table)) {
-    console.error(`Unknown table "${table}"; usage: node run.mjs [${TABLES.join("] [")}] (all without arguments).`);
+  if (![...TABLES, ...NAMED_ONLY].includes(table)) {
+    console.error(
+      `Unknown table "${table}"; usage: node run.mjs [${[...TABLES, ...NAMED_ONLY].join("] [")}] ` +
+        `(${TABLES.join(", ")} without arguments).`,
+    );
     process.exit(2);
   }
 }
-const want = (table) => chosen.length === 0 || chosen.includes(table);
+const want = (table) => (chosen.length === 0 ? TABLES.includes(table) : chosen.includes(table));
 const withMiniflare = want("rpc") || want("storage");
+
+if (want("dev")) {
+  const code = await new Promise((resolve) => {
+    spawn(process.execPath, [path.join(benchDir, "dev.mjs")], { stdio: "inherit" }).on("close", resolve);
+  });
+  if (code !== 0) process.exitCode = 1;
+  if (!TABLES.some(want)) process.exit();
+  console.log();
+}
 
 const started = performance.now();
 const date = new Date().toISOString();

@@ -3,35 +3,25 @@
 // server, which is what `wrangler dev` runs), in one run, driven by `ws` clients in this process.
 // Usage: node bench/websockets.mjs   (build first: npm run build; Miniflare from bench/node_modules)
 import { execFileSync, spawn } from "node:child_process";
-import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import WebSocket from "ws";
+import { canPin, onCpu } from "./lib/processes.mjs";
+import { median } from "./lib/table.mjs";
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const register = pathToFileURL(path.join(benchDir, "..", "dist", "register.js")).href;
 const PLAN = { echoWarmup: 500, echoCalls: 5_000, broadcastSockets: 1_000, broadcastRounds: 15, idleSockets: 10_000 };
 const SIDES = ["durable-node", "miniflare"];
 
-// Where the two processes run decides the round trip more than either side's code does: on this kind of VM a wake-up
-// on another CPU costs ~75 µs, one on the same CPU a few. So both sides run alike: this process (the clients) on
-// CPU 0, the server on CPU 1 (every thread of it, workerd's included).
-const PINNED = os.cpus().length >= 2 && hasTaskset();
-if (PINNED) execFileSync("taskset", ["-p", "-c", "0", String(process.pid)], { stdio: "ignore" });
-
-function hasTaskset() {
-  try {
-    execFileSync("taskset", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
+// Where the two processes run decides the round trip more than either side's code does (see canPin), so both sides
+// run alike: this process (the clients) on CPU 0, the server on CPU 1 (every thread of it, workerd's included).
+if (canPin) execFileSync("taskset", ["-p", "-c", "0", String(process.pid)], { stdio: "ignore" });
 
 function startServer(side) {
   const args = ["--expose-gc", ...(side === "durable-node" ? ["--import", register] : []), "ws-server.mjs", side];
-  const [command, argv] = PINNED ? ["taskset", ["-c", "1", process.execPath, ...args]] : [process.execPath, args];
+  const [command, argv] = onCpu(1, process.execPath, args);
   const child = spawn(command, argv, { cwd: benchDir, stdio: ["pipe", "pipe", "inherit"] });
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const next = async () => JSON.parse((await lines.next()).value);
@@ -69,7 +59,6 @@ async function openMany(url, n, width = 200) {
 }
 
 const nextMessage = (ws) => new Promise((resolve) => ws.once("message", resolve));
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const percentile = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
 
 async function echo(url, text = "ping!") {
@@ -171,7 +160,7 @@ const dn = results["durable-node"];
 const mf = results.miniflare;
 console.log(`# WebSockets over loopback: durable-node vs Miniflare 4 (workerd) — ${new Date().toISOString()}`);
 console.log(
-  `node ${process.version}; clients: ws in this process${PINNED ? " on CPU 0, each server on CPU 1" : " (not pinned: taskset missing or one CPU)"}; ` +
+  `node ${process.version}; clients: ws in this process${canPin ? " on CPU 0, each server on CPU 1" : " (not pinned: taskset missing or one CPU)"}; ` +
     `the same Durable Object (bench/workers/chat.mjs)\n`,
 );
 console.log("| scenario | durable-node | Miniflare 4 | Miniflare / durable-node |");
