@@ -7,7 +7,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import WebSocket from "ws";
-import { canPin, onCpu } from "./lib/processes.mjs";
+import { canPin, killGroup, onCpu } from "./lib/processes.mjs";
 import { median } from "./lib/table.mjs";
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
@@ -22,7 +22,8 @@ if (canPin) execFileSync("taskset", ["-p", "-c", "0", String(process.pid)], { st
 function startServer(side) {
   const args = ["--expose-gc", ...(side === "durable-node" ? ["--import", register] : []), "ws-server.mjs", side];
   const [command, argv] = onCpu(1, process.execPath, args);
-  const child = spawn(command, argv, { cwd: benchDir, stdio: ["pipe", "pipe", "inherit"] });
+  // Its own process group: Miniflare's workerd child goes down with it.
+  const child = spawn(command, argv, { cwd: benchDir, stdio: ["pipe", "pipe", "inherit"], detached: true });
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const next = async () => JSON.parse((await lines.next()).value);
   return next().then(({ port }) => ({
@@ -31,7 +32,7 @@ function startServer(side) {
       child.stdin.write(`${command}\n`);
       return next();
     },
-    stop: () => child.kill("SIGKILL"),
+    stop: () => killGroup(child.pid),
   }));
 }
 
