@@ -109,6 +109,15 @@ describe("env and bindings", () => {
       idOfA: binding(rt).idFromName("a").toString(),
     });
   });
+
+  it("ctx.exports needs enable_ctx_exports: absent with an earlier compatibility date, unless the flag is given (spec §13)", async () => {
+    const rt = start({ durableObjects: { NS: IdProbe }, compatibilityDate: "2025-11-16" });
+    expect(await rt.runInDurableObject(binding(rt).getByName("x"), (_o, ctx) => "exports" in ctx)).toBe(false);
+    const flagged = start({ durableObjects: { NS: IdProbe }, compatibilityDate: "2025-11-16", compatibilityFlags: ["enable_ctx_exports"] });
+    expect(await flagged.runInDurableObject(binding(flagged).getByName("x"), (_o, ctx) => Object.keys(ctx.exports))).toEqual(["IdProbe"]);
+    const dated = start({ durableObjects: { NS: IdProbe }, compatibilityDate: "2025-11-17" });
+    expect(await dated.runInDurableObject(binding(dated).getByName("x"), (_o, ctx) => "exports" in ctx)).toBe(true);
+  });
 });
 
 describe('env from "cloudflare:workers"', () => {

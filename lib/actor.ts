@@ -145,7 +145,8 @@ export class ActorHost implements StorageHost, AlarmHost, OutputGate {
   #construct(): unknown {
     const { Class, env, makeId } = this.actorClass;
     this.#epoch = this.system.actors.epoch(this.handle);
-    const state = new DurableObjectState(this, makeId(this.hex, this.name), this.actorClass.exports);
+    const exports = this.system.compat.ctxExports ? this.actorClass.exports : undefined;
+    const state = new DurableObjectState(this, makeId(this.hex, this.name), exports);
     this.#state = state;
     this.#constructing = true;
     try {

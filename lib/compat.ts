@@ -3,6 +3,8 @@
 export interface Compat {
   /** `deleteAll()` also deletes the alarm (default from 2026-02-24). */
   readonly deleteAllDeletesAlarm: boolean;
+  /** `ctx.exports` (default from 2025-11-17). */
+  readonly ctxExports: boolean;
   /** The `experimental` flag: APIs such as `sql.setMaxPageCountForTest`. */
   readonly experimental: boolean;
 }
@@ -13,6 +15,7 @@ export function compat(date: string | undefined, flags: readonly string[] = []):
     flags.includes(on) || (!flags.includes(off) && day >= since);
   return {
     deleteAllDeletesAlarm: flag("delete_all_deletes_alarm", "delete_all_preserves_alarm", "2026-02-24"),
+    ctxExports: flag("enable_ctx_exports", "disable_ctx_exports", "2025-11-17"),
     experimental: flags.includes("experimental"),
   };
 }

@@ -19,7 +19,7 @@ export class DurableObjectState {
   readonly #host: ActorHost;
 
   /** @internal built by the runtime for each new instance. */
-  constructor(host: ActorHost, id: unknown, exports: object) {
+  constructor(host: ActorHost, id: unknown, exports: object | undefined) {
     if (!host || typeof host.critical !== "function") throw new TypeError("Illegal constructor");
     this.#host = host;
     // Own enumerable, lazily built and then memoised, in Cloudflare's order (spec 2–3).
@@ -28,7 +28,8 @@ export class DurableObjectState {
     lazy(this, "storage", () => host.storage(this));
     lazy(this, "id", () => id);
     lazy(this, "props", () => ({}));
-    lazy(this, "exports", () => exports);
+    // Without enable_ctx_exports (a compatibility date before 2025-11-17), there is no such property.
+    if (exports !== undefined) lazy(this, "exports", () => exports);
   }
 
   waitUntil(promise: Promise<unknown>): void {
