@@ -242,6 +242,33 @@ describe("state across restarts", () => {
   }, 30_000);
 });
 
+describe("the examples", () => {
+  it("todos: a SQL-backed list per name over RPC", async () => {
+    const app = await dev([path.join(ROOT, "examples", "todos"), "--no-persist"]);
+    const send = (method: string, pathname: string, body?: unknown) =>
+      fetch(app.url + pathname, { method, body: body === undefined ? undefined : JSON.stringify(body) });
+    expect(await (await send("POST", "/lists/home/todos", { title: "water the plants" })).json()).toEqual({ id: 1, title: "water the plants", done: false });
+    expect((await send("POST", "/lists/home/todos", {})).status).toBe(400);
+    expect(await (await send("PATCH", "/lists/home/todos/1", { done: true })).json()).toEqual({ id: 1, title: "water the plants", done: true });
+    expect(await app.json("/lists/home/todos")).toEqual([{ id: 1, title: "water the plants", done: true }]);
+    expect(await app.json("/lists/work/todos")).toEqual([]);
+    expect((await send("DELETE", "/lists/home/todos/1")).status).toBe(204);
+    expect((await send("DELETE", "/lists/home/todos/1")).status).toBe(404);
+    await app.stop();
+  });
+
+  it("rate-limiter: a bucket of 5 per client, then 429 with retry-after", async () => {
+    const app = await dev([path.join(ROOT, "examples", "rate-limiter"), "--no-persist"]);
+    const remaining = [];
+    for (let i = 0; i < 5; i++) remaining.push((await app.json("/")).remaining);
+    expect(remaining).toEqual([4, 3, 2, 1, 0]);
+    const refused = await app.get("/");
+    expect([refused.status, refused.headers.get("retry-after")]).toEqual([429, "1"]);
+    expect(await app.json("/?key=another")).toMatchObject({ allowed: true, remaining: 4 });
+    await app.stop();
+  });
+});
+
 describe("bad input", () => {
   it("a bad config is refused with a message naming the file and key", async () => {
     const dir = project("app");
