@@ -300,6 +300,8 @@ describe("bad input", () => {
     expect(noMain.stderr()).toMatch(/wrangler\.jsonc: main: .*src[/\\]gone\.ts does not exist/);
 
     const holder = await dev([path.join(FIXTURES, "provider"), "--no-persist"]);
+    // Its default export is a WorkerEntrypoint class.
+    expect(await (await holder.get("/x")).text()).toBe("provider served /x");
     const port = new URL(holder.url).port;
     const clash = await dev([path.join(FIXTURES, "provider"), "--no-persist", "--port", port]);
     expect(await clash.stop()).toBe(1);

@@ -3,16 +3,25 @@
 // messages in its SQLite database for whoever joins next.
 //
 //   npx durable-node dev examples/chat      then open http://127.0.0.1:8787 in two windows
-//   curl http://127.0.0.1:8787/rooms/lobby/history
+//   curl http://127.0.0.1:8787/room/lobby   # the room's recent messages, as JSON
+//   npx wscat -c "ws://127.0.0.1:8787/room/lobby?name=ann"
 import { DurableObject } from "cloudflare:workers";
 import page from "./index.html";
 
 interface Env {
-  ROOMS: DurableObjectNamespace<ChatRoom>;
+  CHAT: DurableObjectNamespace<ChatRoom>;
 }
 
+/** How many messages a room remembers for the next joiner. */
 const HISTORY = 50;
 
+interface Message {
+  at: number;
+  name: string;
+  text: string;
+}
+
+/** What each socket carries through hibernation: the instance that accepted it may be gone. */
 interface Member {
   name: string;
 }
@@ -20,18 +29,22 @@ interface Member {
 export class ChatRoom extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    ctx.storage.sql.exec(
-      "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, at INTEGER, name TEXT, text TEXT)",
-    );
-    // Keep-alive pings are answered without waking the room.
+    // The constructor runs again each time a message wakes the room, so this must be cheap and idempotent.
+    ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, at INTEGER, name TEXT, text TEXT)");
+    // Keep-alive pings are answered by the runtime without waking the room.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
   }
 
   async fetch(request: Request): Promise<Response> {
     if (request.headers.get("Upgrade") !== "websocket") return Response.json(this.history());
-    const name = (new URL(request.url).searchParams.get("name") ?? "").trim().slice(0, 32) || "anonymous";
+
+    const wanted = (new URL(request.url).searchParams.get("name") ?? "").trim().slice(0, 32) || "anonymous";
+    // Each socket is tagged with its member's name, so a taken name is found without reading every attachment.
+    let name = wanted;
+    for (let n = 2; this.ctx.getWebSockets(name).length > 0; n++) name = `${wanted} (${n})`;
+
     const [client, server] = Object.values(new WebSocketPair());
-    this.ctx.acceptWebSocket(server);
+    this.ctx.acceptWebSocket(server, [name]);
     server.serializeAttachment({ name } satisfies Member);
     server.send(JSON.stringify({ type: "history", messages: this.history() }));
     this.broadcast({ type: "joined", name });
@@ -40,25 +53,25 @@ export class ChatRoom extends DurableObject<Env> {
 
   async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     const { name } = ws.deserializeAttachment() as Member;
-    const text = String(message).slice(0, 1000);
+    const text = (typeof message === "string" ? message : new TextDecoder().decode(message)).slice(0, 1000);
     const at = Date.now();
-    this.ctx.storage.sql.exec("INSERT INTO messages (at, name, text) VALUES (?, ?, ?)", at, name, text);
-    this.ctx.storage.sql.exec(
-      "DELETE FROM messages WHERE id <= (SELECT max(id) FROM messages) - ?",
-      HISTORY,
-    );
+    const sql = this.ctx.storage.sql;
+    sql.exec("INSERT INTO messages (at, name, text) VALUES (?, ?, ?)", at, name, text);
+    sql.exec("DELETE FROM messages WHERE id <= (SELECT max(id) FROM messages) - ?", HISTORY);
     this.broadcast({ type: "message", at, name, text });
   }
 
-  async webSocketClose(ws: WebSocket): Promise<void> {
+  async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    // Before the web_socket_auto_reply_to_close date (2026-04-07) the object must answer the
+    // client's Close itself; 1005 ("no code") and 1006 ("gone") cannot be sent back.
+    if (code !== 1006) ws.close(code === 1005 ? 1000 : code, "bye");
     const { name } = ws.deserializeAttachment() as Member;
+    // The closing socket is still in getWebSockets() while this handler runs.
     this.broadcast({ type: "left", name }, ws);
   }
 
-  history(): { at: number; name: string; text: string }[] {
-    return this.ctx.storage.sql
-      .exec<{ at: number; name: string; text: string }>("SELECT at, name, text FROM messages ORDER BY id")
-      .toArray();
+  history(): Message[] {
+    return this.ctx.storage.sql.exec<Message>("SELECT at, name, text FROM messages ORDER BY id").toArray();
   }
 
   broadcast(event: object, except?: WebSocket): void {
@@ -72,8 +85,8 @@ export class ChatRoom extends DurableObject<Env> {
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
     const url = new URL(request.url);
-    const room = /^\/rooms\/([\w-]{1,64})(\/history)?$/.exec(url.pathname);
-    if (room) return env.ROOMS.getByName(room[1]!).fetch(request);
+    const room = /^\/room\/([\w-]{1,64})$/.exec(url.pathname);
+    if (room) return env.CHAT.getByName(room[1]!).fetch(request);
     if (url.pathname === "/") return new Response(page, { headers: { "content-type": "text/html;charset=UTF-8" } });
     return new Response("Not found", { status: 404 });
   },
