@@ -2,7 +2,7 @@
 // API, so an idle room costs no memory while its members stay connected, and it keeps the last
 // messages in its SQLite database for whoever joins next.
 //
-//   npx durable-node dev examples/chat      then open http://127.0.0.1:8787 in two windows
+//   npx durable-node dev examples/chat    (from this repository: npm run dev examples/chat)      then open http://127.0.0.1:8787 in two windows
 //   curl http://127.0.0.1:8787/room/lobby   # the room's recent messages, as JSON
 //   npx wscat -c "ws://127.0.0.1:8787/room/lobby?name=ann"
 import { DurableObject } from "cloudflare:workers";
@@ -15,11 +15,12 @@ interface Env {
 /** How many messages a room remembers for the next joiner. */
 const HISTORY = 50;
 
-interface Message {
+// A type, not an interface: sql.exec's row type must be indexable.
+type Message = {
   at: number;
   name: string;
   text: string;
-}
+};
 
 /** What each socket carries through hibernation: the instance that accepted it may be gone. */
 interface Member {

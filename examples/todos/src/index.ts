@@ -1,7 +1,7 @@
 // A to-do list per name: each list is a Durable Object with its own SQLite database, and the
 // Worker calls its methods over RPC.
 //
-//   npx durable-node dev examples/todos
+//   npx durable-node dev examples/todos    (from this repository: npm run dev examples/todos)
 //   curl -s -X POST http://127.0.0.1:8787/lists/home/todos -d '{"title":"water the plants"}'
 //   curl -s -X PATCH http://127.0.0.1:8787/lists/home/todos/1 -d '{"done":true}'
 //   curl -s http://127.0.0.1:8787/lists/home/todos
