@@ -15,13 +15,14 @@ const ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run
 let browser: Browser | undefined;
 afterAll(async () => browser?.close());
 
-it("two pages in Chromium chat through a hibernating room; the screenshot is in test-results/chat.png", async () => {
+it("two pages in Chromium chat through a room of hibernatable WebSockets; the screenshot is in test-results/chat.png", async () => {
   const child = spawn(process.execPath, [path.join(ROOT, "bin", "durable-node.js"), "dev", "examples/chat", "--port", "0", "--no-persist"], { cwd: ROOT });
   processes.children.add(child);
-  let stdout = "";
-  child.stdout.setEncoding("utf8").on("data", (chunk) => (stdout += chunk));
-  await until(() => /Ready on http/.test(stdout), "dev to be ready");
-  const url = /Ready on (http:\/\/\S+)/.exec(stdout)![1]!;
+  let output = "";
+  for (const stream of [child.stdout, child.stderr]) stream.setEncoding("utf8").on("data", (chunk) => (output += chunk));
+  await until(() => /Ready on http/.test(output) || child.exitCode !== null, "dev to be ready");
+  const url = /Ready on (http:\/\/\S+)/.exec(output)?.[1];
+  if (url === undefined) throw new Error(`durable-node dev did not start:\n${output}`);
 
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
   const [ann, bob] = await Promise.all([browser.newPage(), browser.newPage()]);

@@ -2,7 +2,8 @@
 // API, so an idle room costs no memory while its members stay connected, and it keeps the last
 // messages in its SQLite database for whoever joins next.
 //
-//   npx durable-node dev examples/chat    (from this repository: npm run dev examples/chat)      then open http://127.0.0.1:8787 in two windows
+//   npx durable-node dev examples/chat    (from this repository: npm run dev examples/chat)
+//   open http://127.0.0.1:8787 in two windows, or http://127.0.0.1:8787/?room=other for another room
 //   curl http://127.0.0.1:8787/room/lobby   # the room's recent messages, as JSON
 //   npx wscat -c "ws://127.0.0.1:8787/room/lobby?name=ann"
 import { DurableObject } from "cloudflare:workers";

@@ -69,7 +69,8 @@ export default {
     if (id !== undefined && request.method === "PATCH") {
       const { done } = await body();
       if (typeof done !== "boolean") return Response.json({ error: 'expected {"done": true|false}' }, { status: 400 });
-      return (await list.setDone(id, done).then((todo) => todo && Response.json(todo))) ?? notFound();
+      const todo = await list.setDone(id, done);
+      return todo ? Response.json(todo) : notFound();
     }
     if (id !== undefined && request.method === "DELETE") {
       return (await list.remove(id)) ? new Response(null, { status: 204 }) : notFound();
