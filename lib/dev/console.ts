@@ -36,14 +36,6 @@ export class DevConsole {
     if (this.#at("log")) this.out.write(`${message}\n`);
   }
 
-  info(message: string): void {
-    if (this.#at("info")) this.out.write(`${message}\n`);
-  }
-
-  warn(message: string): void {
-    if (this.#at("warn")) this.err.write(`${this.#paint("yellow", "▲ [WARNING]")} ${message}\n`);
-  }
-
   error(message: string, error?: unknown): void {
     if (!this.#at("error")) return;
     const detail = error === undefined ? "" : ` ${error instanceof Error ? (error.stack ?? String(error)) : inspect(error)}`;

@@ -87,12 +87,6 @@ export class WorkerHandlers {
     }
     return { result, ctx };
   }
-
-  has(name: string): boolean {
-    const entry = this.module.default;
-    const target = typeof entry === "function" ? (entry as { prototype: Record<string, unknown> }).prototype : entry;
-    return typeof (target as Record<string, unknown> | undefined)?.[name] === "function";
-  }
 }
 
 function missing(name: string): Error {
