@@ -5,7 +5,7 @@ import type { ActorTable } from "./actor-table.js";
 import { ObjectAlarm, type AlarmHost, type AlarmScheduler } from "./alarms.js";
 import type { Compat } from "./compat.js";
 import { remoteError, resetError, type DurableObjectError } from "./errors.js";
-import { copyValue, type Owner } from "./rpc.js";
+import { copyResult, type Owner } from "./rpc.js";
 import { DurableObjectState } from "./state.js";
 import { afterTurn } from "./turn.js";
 import { DurableObjectStorage, StorageCore, type StorageHost, type StorageOptions } from "./storage.js";
@@ -212,7 +212,7 @@ export class ActorHost implements StorageHost, AlarmHost, OutputGate {
       return;
     }
     try {
-      event.resolve(event.copyResult ? copyValue(value, this.#owner) : value);
+      event.resolve(event.copyResult ? copyResult(value, this.#owner) : value);
     } catch (err) {
       event.reject(remoteError(err));
     }
@@ -427,6 +427,28 @@ export class ActorHost implements StorageHost, AlarmHost, OutputGate {
     // Writes not yet committed are discarded (spec 24).
     this.#storage?.rollback();
     this.#drop(error);
+  }
+
+  /** Isolated storage: the object's committed database (with its alarm row), if it has one. */
+  snapshotStorage(): Buffer | undefined {
+    return this.#storage?.snapshot();
+  }
+
+  /** Whether the object has a database: it used its storage, or a restore gave it one. */
+  get hasStorage(): boolean {
+    return this.#storage?.exists ?? false;
+  }
+
+  /**
+   * Puts the object's storage back as `bytes` had it (undefined: as if never used). The instance
+   * is reset first, as workerd's abortAllDurableObjects() does between isolated tests.
+   */
+  restoreStorage(bytes: Buffer | undefined, reason: DurableObjectError): void {
+    this.reset(reason);
+    if (bytes === undefined && this.#storage === undefined) return;
+    const storage = this.#storageCore();
+    storage.replace(bytes);
+    this.alarm.committed(bytes === undefined ? null : storage.getAlarm());
   }
 
   /** Drops the instance, keeping the generation: the next event builds a new one. */

@@ -12,6 +12,27 @@ export interface DurableObjectBindingConfig {
   scriptName?: string;
 }
 
+/** `kv_namespaces[i]`: a Workers KV namespace. */
+export interface KvNamespaceConfig {
+  binding: string;
+  id: string;
+}
+
+/** `d1_databases[i]`: a D1 database. */
+export interface D1DatabaseConfig {
+  binding: string;
+  databaseId: string;
+  /** Absolute path of its migrations folder (wrangler's default: `migrations/`). */
+  migrationsDir: string;
+}
+
+/** `services[i]`: a service binding (to this Worker's own entrypoints, or another Worker's). */
+export interface ServiceBindingConfig {
+  binding: string;
+  service: string;
+  entrypoint?: string;
+}
+
 export interface Migration {
   tag: string;
   newClasses: string[];
@@ -43,6 +64,11 @@ export interface WorkerConfig {
   compatibilityDate: string;
   compatibilityFlags: string[];
   durableObjects: DurableObjectBindingConfig[];
+  kvNamespaces: KvNamespaceConfig[];
+  d1Databases: D1DatabaseConfig[];
+  services: ServiceBindingConfig[];
+  /** Binding sections present that durable-node does not provide (`r2_buckets`, `queues`, …), by key. */
+  unsupportedBindings: string[];
   /** `vars` from the file, overridden by `.dev.vars` (or `.dev.vars.<env>`) beside it. */
   vars: Record<string, unknown>;
   /** The names among `vars` whose values come from `.dev.vars` (secrets: not printed). */
@@ -95,6 +121,28 @@ export function readWranglerConfig(pathOrDir: string, options: { env?: string } 
     compatibilityDate: readDate(reader, sections.inherited("compatibility_date")),
     compatibilityFlags: reader.optStrings(sections.inherited("compatibility_flags")),
     durableObjects,
+    kvNamespaces: readList(reader, sections.own("kv_namespaces"), (table, key) => ({
+      binding: reader.string(reader.required(table, key, "binding")),
+      id: reader.optString(child(table, key, "id")) ?? reader.string(reader.required(table, key, "binding")),
+    })),
+    d1Databases: readList(reader, sections.own("d1_databases"), (table, key) => ({
+      binding: reader.string(reader.required(table, key, "binding")),
+      databaseId:
+        reader.optString(child(table, key, "database_id")) ??
+        reader.optString(child(table, key, "database_name")) ??
+        reader.string(reader.required(table, key, "binding")),
+      migrationsDir: path.resolve(dir, reader.optString(child(table, key, "migrations_dir")) ?? "migrations"),
+    })),
+    services: readList(reader, sections.own("services"), (table, key) => {
+      const service: ServiceBindingConfig = {
+        binding: reader.string(reader.required(table, key, "binding")),
+        service: reader.string(reader.required(table, key, "service")),
+      };
+      const entrypoint = reader.optString(child(table, key, "entrypoint"));
+      if (entrypoint !== undefined) service.entrypoint = entrypoint;
+      return service;
+    }),
+    unsupportedBindings: UNSUPPORTED_BINDINGS.map((key) => sections.own(key)).filter((f) => f.value !== undefined).map((f) => f.key),
     vars: { ...reader.optTable(sections.own("vars")), ...devVars },
     secretNames: new Set(Object.keys(devVars)),
     rules: readRules(reader, sections.inherited("rules")),
@@ -270,6 +318,30 @@ function readBindings(reader: Reader, field: Field): DurableObjectBindingConfig[
     seen.add(binding.name);
     return binding;
   });
+}
+
+/** wrangler's binding sections that durable-node has no implementation of yet. */
+const UNSUPPORTED_BINDINGS = [
+  "r2_buckets",
+  "queues",
+  "ai",
+  "vectorize",
+  "hyperdrive",
+  "analytics_engine_datasets",
+  "browser",
+  "images",
+  "send_email",
+  "workflows",
+  "dispatch_namespaces",
+  "mtls_certificates",
+  "pipelines",
+  "secrets_store_secrets",
+  "unsafe",
+];
+
+/** An array of tables (`kv_namespaces`, …), each read by `read` with its key path. */
+function readList<T>(reader: Reader, field: Field, read: (table: Table, key: string) => T): T[] {
+  return reader.optItems(field).map((item) => read(reader.table(item), item.key));
 }
 
 function readBinding(reader: Reader, field: Field): DurableObjectBindingConfig {

@@ -3,7 +3,7 @@
 import path from "node:path";
 import type { Namespace as NativeKeys } from "../native/binding.js";
 import { ActorHost, type ActorClass, type ActorSystem } from "./actor.js";
-import { argumentTypeError } from "./errors.js";
+import { argumentTypeError, type DurableObjectError } from "./errors.js";
 import { DurableObjectId, makeId } from "./id.js";
 import { call } from "./native.js";
 import type { OpenFiles } from "./open-files.js";
@@ -69,6 +69,31 @@ export class NamespaceCore implements ActorClass {
     for (const host of this.hosts.values()) host.evict();
   }
 
+  /** Isolated storage: the committed database of each object that has one, by id. */
+  snapshot(): Map<string, Buffer> {
+    const saved = new Map<string, Buffer>();
+    for (const [hex, host] of this.hosts) {
+      const bytes = host.snapshotStorage();
+      if (bytes !== undefined) saved.set(hex, bytes);
+    }
+    return saved;
+  }
+
+  /** Puts every object's storage back as `saved` had it; objects absent from it have none. */
+  restore(saved: Map<string, Buffer>, reason: DurableObjectError): void {
+    for (const [hex, host] of this.hosts) host.restoreStorage(saved.get(hex), reason);
+  }
+
+  /** The ids of the objects that have storage, ordered by id (as a folder listing is). */
+  storedIds(): DurableObjectId[] {
+    const ids: DurableObjectId[] = [];
+    for (const hex of [...this.hosts.keys()].sort()) {
+      const host = this.hosts.get(hex)!;
+      if (host.hasStorage) ids.push(this.makeId(hex, undefined));
+    }
+    return ids;
+  }
+
   /** The host of the object with id `hex` (the alarm scheduler knows objects by id only). */
   hostByHex(hex: string): ActorHost {
     return this.host(this.makeId(hex, undefined));
@@ -117,6 +142,11 @@ export interface GetOptions {
 export class DurableObjectNamespace<T = unknown> {
   readonly #core: NamespaceCore;
   readonly #jurisdiction: string | undefined;
+
+  /** @internal the core behind a binding (the vitest integration lists its objects). */
+  static coreOf(namespace: DurableObjectNamespace<unknown>): NamespaceCore {
+    return namespace.#core;
+  }
 
   /** @internal built by the runtime. */
   constructor(core: NamespaceCore, jurisdiction?: string) {

@@ -103,6 +103,14 @@ export class NativeDb {
   deleteAll(): void {
     native.storageDeleteAll(this.#handle);
   }
+  /** The committed database as bytes (isolated storage in tests). */
+  snapshot(): Buffer {
+    return native.storageSnapshot(this.#handle);
+  }
+  /** Replaces the whole database with a `snapshot()`; compiled statements are gone after it. */
+  restore(bytes: Buffer): void {
+    native.storageRestore(this.#handle, bytes);
+  }
   /**
    * Closes the file; uncommitted writes are discarded. The core reuses freed handles, so this
    * object forgets its own: later calls fail as closed instead of reaching another database.

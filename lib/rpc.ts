@@ -103,6 +103,30 @@ export function rpcProperty(invoke: Invoke, path: string[]): any {
   });
 }
 
+let vitestPoolMessages = false;
+
+/**
+ * Words a missing member as @cloudflare/vitest-pool-workers does: its wrappers around the
+ * receivers answer before workerd can, so suites written for it assert its wording.
+ */
+export function useVitestPoolMessages(): void {
+  vitestPoolMessages = true;
+}
+
+function missingMember(receiver: object, name: string): TypeError {
+  if (!vitestPoolMessages) return new TypeError(`The RPC receiver does not implement the method "${name}".`);
+  const quoted = JSON.stringify(name);
+  if (!Reflect.has(receiver, name)) return new TypeError(`The RPC receiver does not implement ${quoted}.`);
+  return new TypeError(
+    [
+      `The RPC receiver's prototype does not implement ${quoted}, but the receiver instance does.`,
+      "Only properties and methods defined on the prototype can be accessed over RPC.",
+      `Ensure properties are declared like \`get ${name}() { ... }\` instead of \`${name} = ...\`,`,
+      `and methods are declared like \`${name}() { ... }\` instead of \`${name} = () => { ... }\`.`,
+    ].join("\n"),
+  );
+}
+
 /**
  * The member `name` of an RPC receiver: only what its prototypes define (never own instance
  * properties nor Object.prototype), a getter's value, a method bound to the receiver.
@@ -113,7 +137,7 @@ export function memberOf(receiver: object, name: string, reserved: ReadonlySet<s
     const desc = Object.getOwnPropertyDescriptor(proto, name);
     if (desc) return desc.get ? desc.get.call(receiver) : desc.value;
   }
-  throw new TypeError(`The RPC receiver does not implement the method "${name}".`);
+  throw missingMember(receiver, name);
 }
 
 /** Runs a call or property read along `path`, starting from a member of `receiver`. */
@@ -131,6 +155,15 @@ export function dispatch(receiver: object, path: string[], args: unknown[] | und
 
 const TARGET_RESERVED: ReadonlySet<string> = new Set(["constructor", "dup"]);
 
+/** Runs `work` as the far side of a call does: later, with a failure as a remote error. */
+export function remoteCall(work: () => unknown): Promise<unknown> {
+  return Promise.resolve()
+    .then(work)
+    .catch((err) => {
+      throw remoteError(err);
+    });
+}
+
 /** A stub for a local function or RpcTarget; its calls run in `owner`'s queue when it has one. */
 export function localStub(target: object, owner: Owner | undefined): any {
   let disposed = false;
@@ -145,14 +178,7 @@ export function localStub(target: object, owner: Owner | undefined): any {
     if (disposed) return Promise.reject(new Error("RPC stub used after being disposed."));
     const work = run(path, args && (copyValue(args, undefined) as unknown[]));
     if (owner) return owner.deliverToTarget(work);
-    return Promise.resolve()
-      .then(work)
-      .then(
-        (value) => copyValue(value, undefined),
-        (err) => {
-          throw remoteError(err);
-        },
-      );
+    return remoteCall(work).then((value) => copyResult(value, undefined));
   };
   const dispose = () => {
     if (disposed) return;
@@ -177,6 +203,30 @@ export function localStub(target: object, owner: Owner | undefined): any {
       },
     }),
   );
+}
+
+/**
+ * An RPC result as the caller receives it: a copy (see copyValue) which, when it is an object,
+ * has workerd's `Symbol.dispose` for the stubs it holds, so `using result = await stub.x()` works.
+ */
+export function copyResult(value: unknown, owner: Owner | undefined): unknown {
+  const copy = copyValue(value, owner);
+  if (typeof copy === "object" && copy !== null && !isStub(copy) && !(Symbol.dispose in copy)) {
+    Object.defineProperty(copy, Symbol.dispose, { value: () => disposeStubsIn(copy, new Set()), configurable: true });
+  }
+  return copy;
+}
+
+function disposeStubsIn(value: unknown, seen: Set<object>): void {
+  if (typeof value !== "object" || value === null || seen.has(value)) return;
+  seen.add(value);
+  if (isStub(value)) {
+    (value as { [Symbol.dispose]?: () => void })[Symbol.dispose]?.();
+    return;
+  }
+  if (Array.isArray(value) || Object.getPrototypeOf(value) === Object.prototype) {
+    for (const item of Object.values(value)) disposeStubsIn(item, seen);
+  }
 }
 
 /**

@@ -10,13 +10,14 @@ import { ActorTable } from "./actor-table.js";
 import { AlarmScheduler } from "./alarms.js";
 import { systemClock, type Clock } from "./clock.js";
 import { compat, type Compat } from "./compat.js";
+import { resetError } from "./errors.js";
 import { DurableObjectId } from "./id.js";
 import { call, native } from "./native.js";
 import { DurableObjectNamespace, NamespaceCore } from "./namespace.js";
 import { OpenFiles } from "./open-files.js";
 import { SocketHub } from "./socket-hub.js";
 import type { DurableObjectState } from "./state.js";
-import type { DurableObjectStub } from "./stub.js";
+import { makeStub, type DurableObjectStub } from "./stub.js";
 import { clearAmbient, setAmbient } from "./workers.js";
 
 export type DurableObjectClass = new (ctx: any, env: any) => object;
@@ -108,10 +109,26 @@ export interface Runtime<Env = Record<string, unknown>> {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** @internal what `durable-node dev` reaches beyond the public Runtime. */
+/** Every object's committed storage at one moment, by namespace and id (isolated storage). */
+export type StorageSnapshot = Map<NamespaceCore, Map<string, Buffer>>;
+
+/** @internal what `durable-node dev` and the vitest integration reach beyond the public Runtime. */
 export interface RuntimeInternals {
   readonly sockets: SocketHub;
+  readonly exports: Record<string, unknown>;
   replaceClasses(classes: Record<string, DurableObjectClassOptions>): void;
+  /** The committed state of every object, alarms included (in-memory runtimes only). */
+  snapshotStorage(): StorageSnapshot;
+  /** Puts every object back as `snapshot` had it; live instances are reset first. */
+  restoreStorage(snapshot: StorageSnapshot): void;
+  /** workerd's abortAllDurableObjects(): every live instance is reset, its pending calls fail. */
+  abortAll(): void;
+  /** The objects of `namespace` (an env binding) that have storage. */
+  storedIds(namespace: unknown): DurableObjectId[];
+  /** Evicts an object; `closeSockets` closes its hibernatable WebSockets instead of keeping them. */
+  evictObject(stub: DurableObjectStub, closeSockets: boolean): void;
+  /** Every object with a live instance, as stubs would reach them. */
+  liveObjects(): DurableObjectStub[];
 }
 
 /** @internal */
@@ -119,6 +136,7 @@ export function internals(runtime: Runtime): RuntimeInternals {
   return runtime as unknown as RuntimeInternals;
 }
 
+const ISOLATION_RESET = "Durable Object reset: the test's isolated storage was restored.";
 const DEFAULT_IDLE_MS = 70_000;
 const DEFAULT_HIBERNATION_MS = 10_000;
 const DEFAULT_BCW_TIMEOUT_MS = 30_000;
@@ -274,6 +292,60 @@ class RuntimeImpl implements Runtime, ActorSystem {
     for (const spec of Object.values(classes)) {
       this.#cores.get(spec.className ?? spec.class.name)?.replaceClass(spec.class);
     }
+  }
+
+  snapshotStorage(): StorageSnapshot {
+    this.assertLive();
+    if (this.#persistDir !== undefined) {
+      throw new Error("Isolated storage needs an in-memory runtime (createRuntime without persist).");
+    }
+    const snapshot: StorageSnapshot = new Map();
+    for (const core of this.#cores.values()) snapshot.set(core, core.snapshot());
+    return snapshot;
+  }
+
+  restoreStorage(snapshot: StorageSnapshot): void {
+    this.assertLive();
+    const reason = resetError(new Error(ISOLATION_RESET));
+    for (const core of this.#cores.values()) core.restore(snapshot.get(core) ?? new Map(), reason);
+  }
+
+  abortAll(): void {
+    this.assertLive();
+    const reason = resetError(new Error(ISOLATION_RESET));
+    for (const core of this.#cores.values()) {
+      for (const host of core.hosts.values()) if (host.instance !== undefined) host.reset(reason);
+    }
+  }
+
+  storedIds(namespace: unknown): DurableObjectId[] {
+    this.assertLive();
+    const core = namespace instanceof DurableObjectNamespace ? DurableObjectNamespace.coreOf(namespace) : undefined;
+    if (core === undefined || core.system !== this) {
+      throw new TypeError(
+        "Failed to execute 'listDurableObjectIds': parameter 1 is not of type 'DurableObjectNamespace'.",
+      );
+    }
+    return core.storedIds();
+  }
+
+  evictObject(stub: DurableObjectStub, closeSockets: boolean): void {
+    const host = this.#hostOf(stub, "evict");
+    if (host === undefined) return;
+    if (closeSockets) {
+      for (const ws of this.sockets.list(host, undefined)) ws.close(1001, "Durable Object evicted");
+    }
+    host.evict();
+  }
+
+  liveObjects(): DurableObjectStub[] {
+    const stubs: DurableObjectStub[] = [];
+    for (const core of this.#cores.values()) {
+      for (const [hex, host] of core.hosts) {
+        if (host.instance !== undefined) stubs.push(makeStub(core.host, core.makeId(hex, host.name)));
+      }
+    }
+    return stubs;
   }
 
   async evict(stub: DurableObjectStub): Promise<void> {

@@ -303,9 +303,40 @@ export class StorageCore {
     this.#db?.close();
     this.#db = undefined;
     this.options.files?.closed(this);
+    this.#forgetStatements();
+  }
+
+  #forgetStatements(): void {
     this.#statements.clear();
     this.#statementBytes = 0;
     this.#lastQuery = undefined;
+  }
+
+  /** Whether the object has a database (it has used its storage, or was restored with one). */
+  get exists(): boolean {
+    return this.#db !== undefined;
+  }
+
+  /** Isolated storage (in-memory runtimes): the committed database as bytes, if there is one. */
+  snapshot(): Buffer | undefined {
+    if (this.#db === undefined) return undefined;
+    if (this.transactions > 0) this.rollback();
+    this.flush();
+    const db = this.#db;
+    return this.native(() => db.snapshot());
+  }
+
+  /** Puts back what `snapshot()` returned: undefined means no database at all. */
+  replace(bytes: Buffer | undefined): void {
+    this.rollback();
+    if (bytes === undefined) {
+      this.#db?.close();
+      this.#db = undefined;
+    } else {
+      const db = this.db;
+      this.native(() => db.restore(bytes));
+    }
+    this.#forgetStatements();
   }
 
   /**

@@ -363,6 +363,18 @@ pub fn storage_close(handle: u32) {
     drop(closed);
 }
 
+/// The committed state of the database as bytes (vitest's isolated storage).
+#[napi(catch_unwind)]
+pub fn storage_snapshot(handle: u32) -> Result<Buffer> {
+    with_db(handle, |db| Ok(db.snapshot()?.into()))
+}
+
+/// Replaces the database's whole content with a `storage_snapshot`.
+#[napi(catch_unwind)]
+pub fn storage_restore(handle: u32, bytes: &[u8]) -> Result<()> {
+    with_db(handle, |db| db.restore(bytes))
+}
+
 /// Runs every statement of `sql`; the last one's result, flat (see `ExecResult::into_flat`).
 #[napi(
     catch_unwind,

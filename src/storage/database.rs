@@ -295,6 +295,50 @@ impl Database {
         Ok((pages * pragma("page_size")?) as f64)
     }
 
+    /// The whole database as bytes (SQLite's own serialization), for the vitest integration's
+    /// per-test isolation. Uncommitted writes are not part of it.
+    pub fn snapshot(&mut self) -> Result<Vec<u8>, CoreError> {
+        if !self.conn.is_autocommit() {
+            return Err(CoreError::Storage(
+                "cannot snapshot a database with a transaction open".into(),
+            ));
+        }
+        // SQLite runs its own PRAGMA to serialize, which the authorizer would refuse.
+        self.auth.internal.store(true, Ordering::Relaxed);
+        let bytes = self
+            .conn
+            .serialize(rusqlite::MAIN_DB)
+            .map(|data| data.to_vec());
+        self.auth.internal.store(false, Ordering::Relaxed);
+        Ok(bytes?)
+    }
+
+    /// Replaces the whole database with `bytes` from `snapshot`; compiled statements are dropped
+    /// (the JS side forgets its cache with them).
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<(), CoreError> {
+        if !self.conn.is_autocommit() {
+            self.rollback();
+        }
+        self.statements.clear();
+        self.free.clear();
+        self.savepoints = 0;
+        let size = bytes.len().max(1);
+        // SAFETY: a fresh sqlite3_malloc64 block of `size` bytes, which SQLite frees on close.
+        let data = unsafe {
+            let ptr = ffi::sqlite3_malloc64(size as u64).cast::<u8>();
+            let ptr = std::ptr::NonNull::new(ptr)
+                .ok_or_else(|| CoreError::Storage("out of memory restoring a snapshot".into()))?;
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), ptr.as_ptr(), bytes.len());
+            rusqlite::serialize::OwnedData::from_raw_nonnull(ptr, bytes.len())
+        };
+        // SQLite reattaches `main` with its own ATTACH, which the authorizer would refuse.
+        self.auth.internal.store(true, Ordering::Relaxed);
+        let restored = self.conn.deserialize(rusqlite::MAIN_DB, data, false);
+        self.auth.internal.store(false, Ordering::Relaxed);
+        restored?;
+        self.refresh_kv_table()
+    }
+
     /// Drops every table, index, view and trigger, `_cf_KV` included, in one transaction.
     pub fn delete_all(&mut self) -> Result<(), CoreError> {
         if self.savepoints > 0 {
@@ -481,5 +525,40 @@ mod tests {
             .unwrap();
         assert_eq!(left, 0);
         assert_eq!(db.database_size().unwrap(), 4096.0);
+    }
+
+    #[test]
+    fn restore_brings_back_the_snapshot_and_later_writes_still_work() {
+        let mut db = Database::open(None, Durability::Normal).unwrap();
+        db.conn
+            .execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+            .unwrap();
+        let bytes = db.snapshot().unwrap();
+        db.conn
+            .execute_batch("INSERT INTO t VALUES (2); CREATE TABLE u(y);")
+            .unwrap();
+        db.restore(&bytes).unwrap();
+        let rows: i64 = db
+            .conn
+            .query_row("SELECT sum(x) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 1);
+        assert!(!table_exists(&db.conn, "u"));
+        db.conn.execute_batch("INSERT INTO t VALUES (5)").unwrap();
+        assert_eq!(db.database_size().unwrap(), 8192.0);
+        // A second restore from the same bytes after more writes.
+        db.restore(&bytes).unwrap();
+        let rows: i64 = db
+            .conn
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 1);
+    }
+
+    #[test]
+    fn a_snapshot_is_refused_while_a_transaction_is_open() {
+        let mut db = Database::open(None, Durability::Normal).unwrap();
+        db.begin_write().unwrap();
+        assert!(db.snapshot().is_err());
     }
 }
