@@ -441,10 +441,12 @@ export class ActorHost implements StorageHost, AlarmHost, OutputGate {
 
   /**
    * Puts the object's storage back as `bytes` had it (undefined: as if never used). The instance
-   * is reset first, as workerd's abortAllDurableObjects() does between isolated tests.
+   * is dropped first and its pending events fail with `reason`; stubs stay usable (a test's
+   * stubs, and those behind KV and D1 bindings, outlive the test).
    */
   restoreStorage(bytes: Buffer | undefined, reason: DurableObjectError): void {
-    this.reset(reason);
+    this.#storage?.rollback();
+    this.#drop(remoteError(reason));
     if (bytes === undefined && this.#storage === undefined) return;
     const storage = this.#storageCore();
     storage.replace(bytes);

@@ -1,5 +1,6 @@
 // Workers globals that DO code relies on and Node lacks: `scheduler.wait`, `navigator.userAgent`,
-// `WebSocketPair` and its `WebSocket`, and a `Response` that takes status 101 with a WebSocket.
+// `Promise.withResolvers` (Node 20), `WebSocketPair` and its `WebSocket`, and a `Response` that
+// takes status 101 with a WebSocket.
 
 import { Response } from "./response.js";
 import { CloseEvent, ErrorEvent, WebSocket, WebSocketPair, WebSocketRequestResponsePair } from "./websocket.js";
@@ -26,6 +27,23 @@ Object.defineProperty(g.navigator as object, "userAgent", {
   configurable: true,
   enumerable: true,
 });
+
+// ES2024, which workerd has and Node gained in 22: Workers code (and its tests) use it freely.
+if (typeof (Promise as { withResolvers?: unknown }).withResolvers !== "function") {
+  Object.defineProperty(Promise, "withResolvers", {
+    value: function withResolvers<T>(this: PromiseConstructor) {
+      let resolve!: (value: T | PromiseLike<T>) => void;
+      let reject!: (reason?: unknown) => void;
+      const promise = new this<T>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      return { promise, resolve, reject };
+    },
+    writable: true,
+    configurable: true,
+  });
+}
 
 function define(name: string, value: unknown): void {
   Object.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });

@@ -57,7 +57,8 @@ function payloadTooLarge(bytes: number): Error {
 export function rpcPromise(promise: Promise<unknown>): any {
   const pipelined: Invoke = (path, args) => promise.then((value) => pipeline(value, path, args));
   let members: Map<string, unknown> | undefined;
-  return new Proxy(function RpcPromise() {}, {
+  // An object, not a function: `expect(promise).rejects` and the like call what is a function.
+  return new Proxy(Object.create(null), {
     get(_target, prop) {
       if (prop === "then") return promise.then.bind(promise);
       if (prop === "catch") return promise.catch.bind(promise);
@@ -67,9 +68,6 @@ export function rpcPromise(promise: Promise<unknown>): any {
       let member = members.get(prop);
       if (member === undefined) members.set(prop, (member = rpcProperty(pipelined, [prop])));
       return member;
-    },
-    apply() {
-      throw new TypeError("An RPC result is not a function; call a method on it instead.");
     },
   });
 }

@@ -1,0 +1,88 @@
+// durable-node/vitest: a Workers project's own vitest run (a child process, as a user runs it) on
+// fixtures written as for @cloudflare/vitest-pool-workers, with the config import switched.
+
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { assertFreshBuild } from "./helpers.js";
+
+const FIXTURES = fileURLToPath(new URL("./fixtures/vitest/", import.meta.url));
+const VITEST = fileURLToPath(new URL("../node_modules/vitest/vitest.mjs", import.meta.url));
+const out = mkdtempSync(path.join(os.tmpdir(), "durable-node-vitest-"));
+
+interface Run {
+  code: number | null;
+  output: string;
+  report?: { numPassedTests: number; numFailedTests: number; testResults: { assertionResults: { fullName: string; status: string; failureMessages: string[] }[] }[] };
+}
+
+function vitestRun(fixture: string, env: Record<string, string> = {}): Promise<Run> {
+  const report = path.join(out, `${fixture}-${Date.now()}.json`);
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [VITEST, "run", "--reporter=json", `--outputFile=${report}`, "--reporter=default"],
+      { cwd: path.join(FIXTURES, fixture), env: { ...process.env, ...env, CI: "1", FORCE_COLOR: "0" }, timeout: 120_000 },
+      (error, stdout, stderr) => {
+        let parsed: Run["report"];
+        try {
+          parsed = JSON.parse(readFileSync(report, "utf8"));
+        } catch {
+          parsed = undefined;
+        }
+        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, output: stdout + stderr, report: parsed });
+      },
+    );
+  });
+}
+
+function failures(run: Run): string[] {
+  return (run.report?.testResults ?? []).flatMap((file) =>
+    file.assertionResults.filter((t) => t.status !== "passed").map((t) => `${t.fullName}: ${t.failureMessages[0]?.split("\n")[0]}`),
+  );
+}
+
+beforeAll(() => assertFreshBuild());
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+describe("a Workers test suite under durable-node/vitest", () => {
+  let run: Run;
+  beforeAll(async () => {
+    run = await vitestRun("basic");
+  }, 120_000);
+
+  it("passes every test of the fixture: isolation, direct access, SELF, bindings, timers, WebSockets", () => {
+    expect(failures(run)).toEqual([]);
+    expect(run.report?.numPassedTests).toBe(23);
+    expect(run.code).toBe(0);
+  });
+
+  it("reports no unhandled rejection for errors the tests awaited", () => {
+    expect(run.output).not.toMatch(/Unhandled (Rejection|Error)/i);
+  });
+});
+
+describe("bad input is refused with the file and key", () => {
+  it("a wrangler config that does not exist", async () => {
+    const run = await vitestRun("bad");
+    expect(run.code).not.toBe(0);
+    expect(run.output).toContain("wrangler.missing.jsonc: no such file or directory");
+  });
+
+  it("a binding type durable-node does not provide", async () => {
+    const run = await vitestRun("bad", { WRANGLER_CONFIG: "./wrangler.r2.jsonc" });
+    expect(run.code).not.toBe(0);
+    expect(run.output).toContain("wrangler.r2.jsonc: r2_buckets: durable-node does not provide this binding type");
+  });
+
+  it("a class named in the config that the Worker does not export", async () => {
+    const run = await vitestRun("bad", { WRANGLER_CONFIG: "./wrangler.unexported.jsonc" });
+    expect(run.code).not.toBe(0);
+    expect(run.output).toContain(
+      'wrangler.unexported.jsonc: durable_objects.bindings[1].class_name: "Missing" is not exported by',
+    );
+  });
+});

@@ -1,0 +1,139 @@
+// One test file's Worker: its runtime (in memory), its bindings, SELF, and the storage stack of
+// isolated tests. `cloudflare:test` reads the current file's harness from here.
+
+import type { ExecutionContext } from "../dev/worker.js";
+import { ConfigError } from "../errors.js";
+import type { DurableObjectNamespace } from "../namespace.js";
+import { useVitestPoolMessages } from "../rpc.js";
+import {
+  createRuntime,
+  internals,
+  type DurableObjectClassOptions,
+  type Runtime,
+  type RuntimeInternals,
+  type StorageSnapshot,
+} from "../runtime.js";
+import { serviceBinding } from "../service-binding.js";
+import type { ResolvedWorker } from "./options.js";
+
+type KvModule = typeof import("../bindings/kv-namespace.js");
+type D1Module = typeof import("../bindings/d1.js");
+
+/** The binding implementations a Worker's config asks for, loaded only then. */
+export interface BindingModules {
+  kv?: KvModule;
+  d1?: D1Module;
+}
+
+// Namespaces behind the KV and D1 bindings: kept out of `env` and `exports`, as Cloudflare's are.
+const KV = { binding: "__DURABLE_NODE_KV", className: "__durable_node_kv" };
+const D1 = { binding: "__DURABLE_NODE_D1", className: "__durable_node_d1" };
+
+export class TestFile {
+  readonly runtime: Runtime;
+  readonly internals: RuntimeInternals;
+  readonly env: Record<string, unknown>;
+  readonly self: object;
+  readonly #stack: StorageSnapshot[] = [];
+  readonly #contexts = new Set<ExecutionContext>();
+
+  constructor(
+    readonly module: Record<string, unknown>,
+    readonly worker: ResolvedWorker,
+    bindings: BindingModules,
+  ) {
+    const classes = durableObjectClasses(module, worker);
+    if (bindings.kv) classes[KV.binding] = { class: bindings.kv.KvNamespaceObject, className: KV.className };
+    if (bindings.d1) classes[D1.binding] = { class: bindings.d1.D1DatabaseObject, className: D1.className };
+    this.runtime = createRuntime({
+      durableObjects: classes,
+      bindings: worker.vars,
+      compatibilityDate: worker.compatibilityDate,
+      compatibilityFlags: worker.compatibilityFlags,
+    });
+    this.internals = internals(this.runtime);
+    const env = this.runtime.env as Record<string, unknown>;
+    this.env = env;
+    const hidden = (spec: { binding: string; className: string }) => {
+      const namespace = env[spec.binding] as DurableObjectNamespace;
+      delete env[spec.binding];
+      delete this.internals.exports[spec.className];
+      return namespace;
+    };
+    if (bindings.kv) {
+      const namespace = hidden(KV);
+      for (const [binding, id] of Object.entries(worker.kvNamespaces)) env[binding] = bindings.kv.kvNamespace(namespace.getByName(id));
+    }
+    if (bindings.d1) {
+      const namespace = hidden(D1);
+      for (const [binding, id] of Object.entries(worker.d1Databases)) env[binding] = bindings.d1.d1Database(namespace.getByName(id));
+    }
+    const host = { module, env, onContext: (ctx: ExecutionContext) => this.#track(ctx) };
+    for (const [binding, entrypoint] of Object.entries(worker.services)) env[binding] = serviceBinding(host, entrypoint);
+    this.self = serviceBinding(host);
+  }
+
+  #track(ctx: ExecutionContext): void {
+    this.#contexts.add(ctx);
+  }
+
+  /** Waits for every waitUntil() of the Worker's invocations so far (they may still write). */
+  async settled(): Promise<void> {
+    while (this.#contexts.size > 0) {
+      const contexts = [...this.#contexts];
+      this.#contexts.clear();
+      await Promise.all(contexts.map((ctx) => ctx.settled()));
+    }
+  }
+
+  readonly push = async (): Promise<void> => {
+    await this.settled();
+    this.#stack.push(this.internals.snapshotStorage());
+  };
+
+  readonly pop = async (): Promise<void> => {
+    await this.settled();
+    const snapshot = this.#stack.pop();
+    if (snapshot !== undefined) this.internals.restoreStorage(snapshot);
+  };
+
+  readonly dispose = async (): Promise<void> => {
+    if (current === this) current = undefined;
+    await this.settled();
+    await this.runtime.dispose();
+  };
+}
+
+let current: TestFile | undefined;
+
+/** The harness of the test file running now. */
+export function currentTestFile(): TestFile {
+  if (current === undefined) {
+    throw new Error("cloudflare:test is only available in test files of a project configured with durable-node/vitest.");
+  }
+  return current;
+}
+
+/** Called by the generated setup module before each test file. */
+export async function startTestFile(module: Record<string, unknown>, worker: ResolvedWorker): Promise<TestFile> {
+  useVitestPoolMessages();
+  await current?.dispose();
+  const bindings: BindingModules = {
+    kv: Object.keys(worker.kvNamespaces).length > 0 ? await import("../bindings/kv-namespace.js") : undefined,
+    d1: Object.keys(worker.d1Databases).length > 0 ? await import("../bindings/d1.js") : undefined,
+  };
+  current = new TestFile(module, worker, bindings);
+  return current;
+}
+
+function durableObjectClasses(module: Record<string, unknown>, worker: ResolvedWorker): Record<string, DurableObjectClassOptions> {
+  const classes: Record<string, DurableObjectClassOptions> = {};
+  for (const [binding, spec] of Object.entries(worker.durableObjects)) {
+    const Class = module[spec.className];
+    if (typeof Class !== "function") {
+      throw new ConfigError(`${spec.key}.class_name: "${spec.className}" is not exported by ${worker.main} (${worker.mainKey})`);
+    }
+    classes[binding] = { class: Class as DurableObjectClassOptions["class"], className: spec.className, sqlite: spec.sqlite };
+  }
+  return classes;
+}

@@ -1,0 +1,139 @@
+// `durable-node/vitest` (also `@cloudflare/vitest-pool-workers/config` when installed under that
+// name): the config helpers and the Vite plugin that run a Workers test suite in Node.
+//
+// Tests run in vitest's own Node workers, in the same module graph as the Worker's code: a setup
+// module (virtual, so it goes through Vite like the test files) imports the Worker's `main` and
+// builds a durable-node runtime from it for each test file.
+
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { resolveWorker, type ResolvedWorker, type WorkersPoolOptions } from "./options.js";
+
+export type { MiniflareOptions, WorkersPoolOptions } from "./options.js";
+
+/** The migrations of a D1 migrations folder (`.sql` files, by name), for applyD1Migrations() in tests. */
+export async function readD1Migrations(migrationsPath: string): Promise<{ name: string; queries: string[] }[]> {
+  const { readD1Migrations: read } = await import("../bindings/d1-migrations.js");
+  return read(migrationsPath);
+}
+
+type Awaitable<T> = T | Promise<T>;
+export type WorkersOptionsInput =
+  | WorkersPoolOptions
+  | Promise<WorkersPoolOptions>
+  | ((context: { inject(key: string): unknown }) => Awaitable<WorkersPoolOptions>);
+
+/** The parts of a Vite plugin this one uses (no type dependency on a particular Vite). */
+export interface WorkersPlugin {
+  name: string;
+  enforce: "pre";
+  config(config: { test?: Record<string, any> }): void;
+  configResolved(config: { root: string }): Promise<void>;
+  resolveId(id: string): string | undefined;
+  load(id: string): string | undefined;
+}
+
+// vitest resolves setup files against the root; an absolute id comes through unchanged to resolveId.
+const SETUP_ID = "/@durable-node/vitest-setup";
+const VIRTUAL_SETUP = "\0durable-node:vitest-setup";
+const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const HARNESS = path.join(DIST, "vitest", "harness.js");
+const TEST_MODULE = path.join(DIST, "vitest", "test.js");
+const WORKERS_MODULE = path.join(DIST, "workers.js");
+
+/** The vitest-4 style: `plugins: [cloudflareTest({ wrangler: { configPath } })]`; storage is per file. */
+export function cloudflareTest(options: WorkersOptionsInput = {}): WorkersPlugin {
+  return workersPlugin(options, false);
+}
+
+/** The classic style: options under `test.poolOptions.workers`; storage is isolated per test. */
+export function defineWorkersConfig<T>(config: T): T {
+  return withWorkers(config);
+}
+
+/** defineWorkersConfig for one project of a workspace. */
+export function defineWorkersProject<T>(config: T): T {
+  return withWorkers(config);
+}
+
+function withWorkers<T>(config: T): T {
+  if (typeof config === "function") {
+    return (async (env: unknown) => addPlugin(await (config as (env: unknown) => unknown)(env))) as T;
+  }
+  if (config instanceof Promise) return config.then(addPlugin) as T;
+  return addPlugin(config) as T;
+}
+
+function addPlugin(config: any): any {
+  const test = { ...config?.test };
+  const { workers, ...otherPools } = test.poolOptions ?? {};
+  if (Object.keys(otherPools).length > 0) test.poolOptions = otherPools;
+  else delete test.poolOptions;
+  // Cloudflare's pool is named here; tests run in vitest's default pool instead.
+  if (test.pool === "@cloudflare/vitest-pool-workers") delete test.pool;
+  return { ...config, test, plugins: [...(config?.plugins ?? []), workersPlugin(workers ?? {}, true)] };
+}
+
+function workersPlugin(input: WorkersOptionsInput, isolatedDefault: boolean): WorkersPlugin {
+  let worker: ResolvedWorker | undefined;
+  return {
+    name: "durable-node:vitest",
+    enforce: "pre",
+    config(config) {
+      const test = (config.test ??= {});
+      test.setupFiles = [SETUP_ID, ...toArray(test.setupFiles)];
+      // Our modules load as Node loads them, once per process: they hold the native addon, and
+      // `cloudflare:workers` must be one module for the Worker's classes and the runtime.
+      test.server ??= {};
+      test.server.deps ??= {};
+      test.server.deps.external = [...toArray(test.server.deps.external), new RegExp(`^${escapeRegExp(DIST)}`)];
+    },
+    async configResolved(config) {
+      const options = typeof input === "function" ? await input({ inject: () => undefined }) : await input;
+      worker = await resolveWorker(options ?? {}, config.root, isolatedDefault);
+    },
+    resolveId(id) {
+      if (id === "cloudflare:test") return TEST_MODULE;
+      if (id === "cloudflare:workers") return WORKERS_MODULE;
+      if (id === SETUP_ID || id.endsWith(SETUP_ID)) return VIRTUAL_SETUP;
+      return undefined;
+    },
+    load(id) {
+      if (id !== VIRTUAL_SETUP) return undefined;
+      if (worker === undefined) throw new Error("durable-node/vitest: the Worker was not resolved (configResolved did not run).");
+      return setupSource(worker);
+    },
+  };
+}
+
+/**
+ * Runs before each test file: builds its runtime, and with isolated storage, saves the state
+ * before every suite and test and puts it back after (hooks registered here wrap the file's own:
+ * they run first before, and last after).
+ */
+function setupSource(worker: ResolvedWorker): string {
+  const lines = [
+    `import { afterAll, afterEach, beforeAll, beforeEach } from "vitest";`,
+    `import { startTestFile } from ${JSON.stringify(HARNESS)};`,
+    worker.main === undefined ? `const main = {};` : `import * as main from ${JSON.stringify(worker.main)};`,
+    `const file = await startTestFile(main, ${JSON.stringify(worker)});`,
+    `afterAll(() => file.dispose());`,
+  ];
+  if (worker.isolatedStorage) {
+    lines.push(
+      `beforeAll(() => file.push());`,
+      `afterAll(() => file.pop());`,
+      `beforeEach(() => file.push());`,
+      `afterEach(() => file.pop());`,
+    );
+  }
+  return lines.join("\n");
+}
+
+function toArray<T>(value: T | T[] | undefined): T[] {
+  return value === undefined ? [] : Array.isArray(value) ? value : [value];
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
