@@ -65,6 +65,14 @@ describe("a Workers test suite under durable-node/vitest", () => {
   });
 });
 
+describe("the vitest-4 plugin style (cloudflareTest)", () => {
+  it("serves cloudflare:workers env and exports, with storage kept across a file's tests", async () => {
+    const run = await vitestRun("plugin");
+    expect(failures(run)).toEqual([]);
+    expect(run.report?.numPassedTests).toBe(2);
+  });
+});
+
 describe("bad input is refused with the file and key", () => {
   it("a wrangler config that does not exist", async () => {
     const run = await vitestRun("bad");
