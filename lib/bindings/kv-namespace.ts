@@ -15,6 +15,8 @@ const MIN_EXPIRATION_TTL = 60;
 const MIN_CACHE_TTL = 30;
 const MAX_LIST_KEYS = 1000;
 const MAX_BULK_KEYS = 100;
+/** A row holds at most this much of a value (SQLite-backed objects refuse multi-MiB BLOBs). */
+const CHUNK_BYTES = 1024 * 1024;
 
 export interface KvEntry {
   value: ArrayBuffer;
@@ -38,31 +40,49 @@ export class KvNamespaceObject extends DurableObject {
     super(ctx, env);
     this.#sql = ctx.storage.sql;
     // TEXT keys compare with SQLite's BINARY collation: UTF-8 byte order, which is KV's list order.
-    this.#sql.exec(
-      "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value BLOB NOT NULL, expiration INTEGER, metadata TEXT) WITHOUT ROWID",
-    );
+    // A value's first chunk sits in its entry; `chunks` counts the rest, kept in `overflow`.
+    this.#sql.exec(`
+      CREATE TABLE IF NOT EXISTS entries (
+        key TEXT PRIMARY KEY, value BLOB NOT NULL, chunks INTEGER NOT NULL, expiration INTEGER, metadata TEXT
+      ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS overflow (key TEXT, n INTEGER, bytes BLOB NOT NULL, PRIMARY KEY (key, n)) WITHOUT ROWID`);
   }
 
   /** The live entry of each key (null where absent or expired), in the order asked. */
   get(keys: string[]): (KvEntry | null)[] {
     const now = Date.now();
     return keys.map((key) => {
-      const row = this.#sql.exec<KvEntry & Record<string, any>>("SELECT value, expiration, metadata FROM entries WHERE key = ?", key).toArray()[0];
+      const row = this.#sql
+        .exec<{ value: ArrayBuffer; chunks: number; expiration: number | null; metadata: string | null }>(
+          "SELECT value, chunks, expiration, metadata FROM entries WHERE key = ?",
+          key,
+        )
+        .toArray()[0];
       if (row === undefined) return null;
       if (row.expiration !== null && row.expiration * 1000 <= now) {
-        this.#sql.exec("DELETE FROM entries WHERE key = ?", key);
+        this.delete(key);
         return null;
       }
-      return { value: row.value, expiration: row.expiration, metadata: row.metadata };
+      let value = row.value;
+      if (row.chunks > 0) {
+        const rest = this.#sql.exec<{ bytes: ArrayBuffer }>("SELECT bytes FROM overflow WHERE key = ? ORDER BY n", key).toArray();
+        value = new Uint8Array(Buffer.concat([new Uint8Array(value), ...rest.map(({ bytes }) => new Uint8Array(bytes))])).buffer;
+      }
+      return { value, expiration: row.expiration, metadata: row.metadata };
     });
   }
 
   put(key: string, value: Uint8Array, expiration: number | null, metadata: string | null): void {
-    this.#sql.exec("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?)", key, value, expiration, metadata);
+    const chunks = Math.max(1, Math.ceil(value.byteLength / CHUNK_BYTES));
+    const chunk = (n: number) => value.subarray(n * CHUNK_BYTES, (n + 1) * CHUNK_BYTES);
+    this.#sql.exec("DELETE FROM overflow WHERE key = ?", key);
+    this.#sql.exec("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?)", key, chunk(0), chunks - 1, expiration, metadata);
+    for (let n = 1; n < chunks; n++) this.#sql.exec("INSERT INTO overflow VALUES (?, ?, ?)", key, n, chunk(n));
   }
 
   delete(key: string): void {
     this.#sql.exec("DELETE FROM entries WHERE key = ?", key);
+    this.#sql.exec("DELETE FROM overflow WHERE key = ?", key);
   }
 
   /** Up to `limit` live keys starting with `prefix`, after the key `after`; `more` when others follow. */
@@ -310,7 +330,14 @@ async function readBody(body: Uint8Array | ReadableStream<Uint8Array>): Promise<
     length += bytes.byteLength;
     if (length <= MAX_VALUE_BYTES) chunks.push(bytes);
   }
-  return { bytes: Buffer.concat(chunks), length };
+  // One exact buffer: a view into a larger one would carry all of it across the RPC boundary.
+  const bytes = new Uint8Array(Math.min(length, MAX_VALUE_BYTES + 1));
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return { bytes, length };
 }
 
 function decode(value: ArrayBuffer, type: string): unknown {
