@@ -104,6 +104,17 @@ function unsupported(name: string): () => never {
   };
 }
 
+/** The classic pool's undici MockAgent for outbound fetch(): not provided yet, and says so when used. */
+export const fetchMock: any = new Proxy(
+  {},
+  {
+    get: (_target, prop) => {
+      if (prop === "then" || typeof prop === "symbol") return undefined;
+      return unsupported(`fetchMock.${String(prop)}`);
+    },
+  },
+);
+
 export const createMessageBatch = unsupported("createMessageBatch");
 export const getQueueResult = unsupported("getQueueResult");
 export const introspectWorkflowInstance = unsupported("introspectWorkflowInstance");
