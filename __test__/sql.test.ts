@@ -747,6 +747,126 @@ describe("cursor (spec 133–142)", () => {
     expect(seen).toEqual({ reads: [1, 2, 3, 3, 3], withIn: { rowsRead: 3, rowsWritten: 0 } });
   });
 
+  // The rowsWritten values below were measured against workerd 1.20260426.1 through Miniflare 4.20260426.0: its
+  // patched SQLite counts one per b-tree write (a table row, an index entry), one per row deleted, none for temp
+  // b-trees, and the sqlite_master rows of DDL; the cursor of a multi-statement exec() counts its last statement.
+  /** rowsWritten of each statement, each run by its own exec(). */
+  const writtenBy = (sql: SqlStorage, statements: string[]): number[] =>
+    statements.map((statement) => {
+      const cursor = sql.exec(statement);
+      cursor.toArray();
+      return cursor.rowsWritten;
+    });
+  const USERS =
+    "CREATE TABLE users (rowid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, name TEXT NOT NULL, email TEXT NOT NULL UNIQUE) STRICT";
+
+  it("rowsWritten counts each row and the index entries it writes, as workerd does (spec 138)", async () => {
+    const seen = await withSql((sql) =>
+      writtenBy(sql, [
+        USERS,
+        "INSERT INTO users (id, name, email) VALUES ('u1', 'n1', 'e1')",
+        "INSERT INTO users (id, name, email) VALUES ('u2', 'n', 'e2'), ('u3', 'n', 'e3'), ('u4', 'n', 'e4')",
+        "UPDATE users SET name = 'x' WHERE id = 'u1'",
+        "UPDATE users SET email = 'x' WHERE id = 'u1'",
+        "UPDATE users SET email = 'y', id = 'v1' WHERE id = 'u1'",
+        "UPDATE users SET rowid = 100 WHERE id = 'u2'",
+        "DELETE FROM users WHERE id = 'u3'",
+        "INSERT OR REPLACE INTO users (id, name, email) VALUES ('u4', 'nn', 'ee')",
+        "INSERT INTO users (id, name, email) VALUES ('v1', 'a', 'b') ON CONFLICT(id) DO UPDATE SET name = excluded.name",
+        "INSERT INTO users (id, name, email) VALUES ('v1', 'a', 'c'), ('w', 'a', 'd') ON CONFLICT(id) DO UPDATE SET email = excluded.email",
+        "INSERT OR IGNORE INTO users (id, name, email) VALUES ('w', 'a', 'b')",
+        "DELETE FROM users",
+      ]),
+    );
+    // One row into a table with two UNIQUE constraints writes 3 (what jonasb/durable-objects-sql-tag asserts);
+    // an UPDATE writes the indexes of the columns it sets, all of them when the rowid changes; a DELETE writes 1.
+    expect(seen).toEqual([4, 3, 9, 1, 2, 3, 3, 1, 3, 1, 5, 0, 4]);
+  });
+
+  it("rowsWritten follows CREATE INDEX, expression indexes and WITHOUT ROWID tables (spec 138)", async () => {
+    const seen = await withSql((sql) =>
+      writtenBy(sql, [
+        "CREATE TABLE t(a, b, c)",
+        "INSERT INTO t VALUES (1, 2, 3)",
+        "CREATE INDEX ta ON t(a)",
+        "CREATE INDEX te ON t(b + c)",
+        "INSERT INTO t VALUES (1, 2, 3)",
+        "UPDATE t SET c = 9",
+        "UPDATE t SET a = a",
+        "CREATE TABLE w(k TEXT PRIMARY KEY, v) WITHOUT ROWID",
+        "INSERT INTO w VALUES ('a', 1), ('b', 2)",
+        "CREATE INDEX wv ON w(v)",
+        "INSERT INTO w VALUES ('c', 1)",
+        "UPDATE w SET v = 4 WHERE k = 'c'",
+        "UPDATE w SET k = 'z' WHERE k = 'c'",
+        "INSERT INTO w VALUES ('a', 1), ('d', 1) ON CONFLICT(k) DO UPDATE SET v = 7",
+        "DELETE FROM w WHERE k = 'b'",
+      ]),
+    );
+    expect(seen).toEqual([2, 1, 2, 2, 3, 4, 4, 2, 2, 3, 2, 2, 2, 4, 1]);
+  });
+
+  it("rowsWritten includes triggers, foreign key actions and AUTOINCREMENT's sqlite_sequence (spec 138)", async () => {
+    const seen = await withSql((sql) =>
+      writtenBy(sql, [
+        "CREATE TABLE t(a, b UNIQUE)",
+        "CREATE TABLE log(x)",
+        "CREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO log VALUES (new.a); END",
+        "INSERT INTO t VALUES (1, 2), (3, 4)",
+        "CREATE TABLE p(id INTEGER PRIMARY KEY)",
+        "CREATE TABLE c(id INTEGER PRIMARY KEY, p REFERENCES p(id) ON DELETE CASCADE ON UPDATE CASCADE)",
+        "CREATE INDEX cp ON c(p)",
+        "INSERT INTO p VALUES (1), (2)",
+        "INSERT INTO c VALUES (10, 1), (11, 2)",
+        "UPDATE p SET id = 3 WHERE id = 2",
+        "DELETE FROM p",
+        "CREATE TABLE r(id INTEGER PRIMARY KEY AUTOINCREMENT, v)",
+        "INSERT INTO r(v) VALUES (1)",
+        "INSERT INTO r(v) VALUES (1), (2)",
+        "INSERT OR IGNORE INTO r(id, v) VALUES (1, 1)",
+        "INSERT INTO r(id, v) VALUES (0, 1)",
+      ]),
+    );
+    expect(seen).toEqual([3, 2, 1, 6, 2, 2, 1, 2, 4, 3, 4, 4, 2, 3, 0, 1]);
+  });
+
+  it("rowsWritten of DDL counts the schema rows and index entries it made; DROP writes none (spec 138)", async () => {
+    const seen = await withSql((sql) =>
+      writtenBy(sql, [
+        "CREATE TABLE a(x UNIQUE)",
+        "CREATE TABLE IF NOT EXISTS a(x UNIQUE)",
+        "INSERT INTO a VALUES (1), (2), (3)",
+        "CREATE INDEX ai ON a(x)",
+        "CREATE INDEX IF NOT EXISTS ai ON a(x)",
+        "CREATE INDEX ap ON a(x) WHERE x > 1",
+        "CREATE TABLE b AS SELECT * FROM a",
+        "CREATE VIEW v AS SELECT 1",
+        "CREATE TRIGGER tt AFTER INSERT ON a BEGIN SELECT 1; END",
+        "ALTER TABLE a ADD COLUMN z DEFAULT 5",
+        "DROP TABLE a",
+        "CREATE VIRTUAL TABLE f USING fts5(body)",
+        "INSERT INTO f VALUES ('hello world'), ('hi')",
+        "DELETE FROM f",
+      ]),
+    );
+    expect(seen).toEqual([3, 0, 6, 4, 0, 3, 5, 2, 1, 1, 0, 2, 2, 2]);
+  });
+
+  it("rowsWritten leaves out temp b-trees; a multi-statement exec() counts its last statement (spec 138)", async () => {
+    const seen = await withSql((sql) =>
+      writtenBy(sql, [
+        "CREATE TABLE t(a, b)",
+        "INSERT INTO t VALUES (1, 2), (3, 4), (1, 5)",
+        "SELECT DISTINCT a FROM t WHERE b IN (2, 4, 7) ORDER BY a",
+        "UPDATE t SET b = b + 1 WHERE a IN (1, 7)",
+        "INSERT INTO t SELECT DISTINCT a, a FROM t ORDER BY a",
+        "CREATE TABLE u(a UNIQUE); INSERT INTO u VALUES (1); INSERT INTO u VALUES (2), (3)",
+        "INSERT INTO u VALUES (4); SELECT 1",
+      ]),
+    );
+    expect(seen).toEqual([2, 3, 0, 2, 2, 4, 0]);
+  });
+
   it("several cursors can be interleaved (spec 139)", async () => {
     const seen = await withSql((sql) => {
       sql.exec("CREATE TABLE a(x); CREATE TABLE b(y); INSERT INTO a VALUES (1), (2); INSERT INTO b VALUES (10), (20)");

@@ -3,10 +3,12 @@
 //! Internal tables (`_cf_` prefix, any case) are off limits to user SQL, as are ATTACH, TEMP
 //! objects, transactions (the JS API owns them), unknown virtual table modules, and functions and
 //! PRAGMAs outside allow-lists. The runtime's own statements run with the authorizer bypassed.
+//! It also notes what a statement writes, for `rowsWritten` (`sql::WritePlan`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 
 #[derive(Default)]
@@ -18,6 +20,111 @@ pub struct AuthState {
     /// Set for ALTER TABLE: SQLite does not show the authorizer a RENAME TO's new name, so the
     /// statement's text is checked after it compiles (`renames_to_reserved`).
     pub saw_alter: AtomicBool,
+    /// What user SQL compiled since `sql` last took the list: the tables written and columns set,
+    /// and schema objects (trigger bodies and foreign key actions included, as SQLite shows them).
+    pub writes: Mutex<Vec<Write>>,
+}
+
+/// One write the authorizer allowed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Write {
+    /// `trigger`: in a trigger's body.
+    Insert {
+        table: String,
+        trigger: bool,
+    },
+    /// One per column in the SET list (`ROWID` for the rowid itself).
+    Update {
+        table: String,
+        column: String,
+        trigger: bool,
+    },
+    Delete {
+        table: String,
+        trigger: bool,
+    },
+    CreateTable {
+        table: String,
+    },
+    CreateIndex {
+        index: String,
+        table: String,
+    },
+    CreateView {
+        view: String,
+    },
+    CreateTrigger {
+        trigger: String,
+    },
+    CreateVtable {
+        table: String,
+    },
+    AlterTable {
+        table: String,
+    },
+    /// DROP TABLE, INDEX, VIEW, TRIGGER.
+    Drop,
+}
+
+impl Write {
+    /// The write behind an allowed action, if it is one. SQLite's own tables (`sqlite_master`,
+    /// written by every CREATE, `sqlite_sequence`, `sqlite_stat1`) are left out: their rows are
+    /// counted from the objects created. `accessor`: the trigger (or view) being compiled.
+    fn of(action: &AuthAction<'_>, accessor: Option<&str>) -> Option<Write> {
+        use AuthAction::*;
+        let own = |table: &str| !is_sqlite_table(table);
+        let trigger = accessor.is_some();
+        Some(match *action {
+            Insert { table_name } if own(table_name) => Write::Insert {
+                table: table_name.into(),
+                trigger,
+            },
+            Update {
+                table_name,
+                column_name,
+            } if own(table_name) => Write::Update {
+                table: table_name.into(),
+                column: column_name.into(),
+                trigger,
+            },
+            Delete { table_name } if own(table_name) => Write::Delete {
+                table: table_name.into(),
+                trigger,
+            },
+            CreateTable { table_name } if own(table_name) => Write::CreateTable {
+                table: table_name.into(),
+            },
+            CreateIndex {
+                index_name,
+                table_name,
+            } if own(index_name) => Write::CreateIndex {
+                index: index_name.into(),
+                table: table_name.into(),
+            },
+            CreateView { view_name } => Write::CreateView {
+                view: view_name.into(),
+            },
+            CreateTrigger { trigger_name, .. } => Write::CreateTrigger {
+                trigger: trigger_name.into(),
+            },
+            CreateVtable { table_name, .. } => Write::CreateVtable {
+                table: table_name.into(),
+            },
+            AlterTable { table_name, .. } => Write::AlterTable {
+                table: table_name.into(),
+            },
+            DropTable { .. }
+            | DropIndex { .. }
+            | DropView { .. }
+            | DropTrigger { .. }
+            | DropVtable { .. } => Write::Drop,
+            _ => return None,
+        })
+    }
+}
+
+fn is_sqlite_table(name: &str) -> bool {
+    name.len() >= 7 && name.as_bytes()[..7].eq_ignore_ascii_case(b"sqlite_")
 }
 
 pub fn hook(
@@ -51,11 +158,13 @@ pub fn hook(
             return Authorization::Deny;
         }
 
-        if allowed(&ctx.action) {
-            Authorization::Allow
-        } else {
-            Authorization::Deny
+        if !allowed(&ctx.action) {
+            return Authorization::Deny;
         }
+        if let Some(write) = Write::of(&ctx.action, ctx.accessor) {
+            state.writes.lock().push(write);
+        }
+        Authorization::Allow
     }
 }
 
@@ -377,6 +486,20 @@ mod tests {
         assert!(!renames_to_reserved(
             "ALTER TABLE t RENAME COLUMN a TO _cfx"
         ));
+    }
+
+    #[test]
+    fn writes_to_sqlite_own_tables_are_not_noted() {
+        let insert = |table| AuthAction::Insert { table_name: table };
+        assert_eq!(Write::of(&insert("sqlite_master"), None), None);
+        assert_eq!(Write::of(&insert("SQLITE_SEQUENCE"), None), None);
+        assert_eq!(
+            Write::of(&insert("users"), Some("log_users")),
+            Some(Write::Insert {
+                table: "users".into(),
+                trigger: true
+            })
+        );
     }
 
     #[test]
