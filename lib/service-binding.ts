@@ -1,9 +1,8 @@
 // Service bindings to a Worker's own entrypoints (`services` with `entrypoint`, and vitest's SELF):
 // fetch and scheduled call the handler; any other member is RPC to a WorkerEntrypoint class.
 
-import { ExecutionContext } from "./dev/worker.js";
+import { ExecutionContext, callHandler, isEntrypointClass } from "./dev/worker.js";
 import { copyResult, copyValue, dispatch, registerStub, remoteCall, rpcProperty, type Invoke } from "./rpc.js";
-import { WorkerEntrypoint } from "./workers.js";
 
 const RESERVED: ReadonlySet<string> = new Set(["fetch", "connect", "scheduled", "queue", "tail", "dup", "constructor"]);
 
@@ -44,20 +43,9 @@ export function serviceBinding(host: EntrypointHost, entrypoint = "default"): ob
     return ctx;
   };
 
-  /** Calls handler `name` (fetch, scheduled) of an ExportedHandler object or a WorkerEntrypoint class. */
   const handle = (name: string, args: unknown[]): Promise<unknown> => {
     try {
-      const entry = target();
-      const ctx = context();
-      if (isEntrypointClass(entry)) {
-        const instance = new entry(ctx, host.env) as Record<string, unknown>;
-        const handler = instance[name];
-        if (typeof handler !== "function") throw noHandler(name);
-        return Promise.resolve(handler.apply(instance, args));
-      }
-      const handler = (entry as Record<string, unknown>)[name];
-      if (typeof handler !== "function") throw noHandler(name);
-      return Promise.resolve(handler.call(entry, ...args, host.env, ctx));
+      return callHandler(target(), name, args, host.env, context());
     } catch (err) {
       return Promise.reject(err);
     }
@@ -95,12 +83,4 @@ export function serviceBinding(host: EntrypointHost, entrypoint = "default"): ob
       },
     }),
   );
-}
-
-function isEntrypointClass(entry: unknown): entry is new (ctx: unknown, env: unknown) => object {
-  return typeof entry === "function" && entry.prototype instanceof WorkerEntrypoint;
-}
-
-function noHandler(name: string): Error {
-  return new Error(`Handler does not export a ${name}() function.`);
 }

@@ -59,6 +59,31 @@ export class ExecutionContext {
 
 type Handler = (this: unknown, ...args: unknown[]) => unknown;
 
+/** Whether `entry` is a WorkerEntrypoint class (served per call) rather than a handler object. */
+export function isEntrypointClass(entry: unknown): entry is new (ctx: unknown, env: unknown) => object {
+  return typeof entry === "function" && entry.prototype instanceof WorkerEntrypoint;
+}
+
+/**
+ * Calls handler `name` (fetch, scheduled, …) of an export: a WorkerEntrypoint class gets a new
+ * instance with `ctx` and `env`; a handler object gets them as trailing arguments.
+ */
+export function callHandler(entry: unknown, name: string, args: unknown[], env: unknown, ctx: ExecutionContext): Promise<unknown> {
+  try {
+    if (isEntrypointClass(entry)) {
+      const instance = new entry(ctx, env) as Record<string, unknown>;
+      const handler = instance[name];
+      if (typeof handler !== "function") throw missing(name);
+      return Promise.resolve((handler as Handler).apply(instance, args));
+    }
+    const handler = (entry as Record<string, unknown> | undefined)?.[name];
+    if (typeof handler !== "function") throw missing(name);
+    return Promise.resolve((handler as Handler).call(entry, ...args, env, ctx));
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
 /** The handlers of a Worker module's default export. */
 export class WorkerHandlers {
   constructor(
@@ -69,23 +94,7 @@ export class WorkerHandlers {
   /** Calls the `name` handler (fetch, scheduled, …) with `args` and a fresh ctx. */
   call(name: string, args: unknown[]): { result: Promise<unknown>; ctx: ExecutionContext } {
     const ctx = new ExecutionContext();
-    const entry = this.module.default;
-    let result: Promise<unknown>;
-    try {
-      if (typeof entry === "function" && entry.prototype instanceof WorkerEntrypoint) {
-        const instance = new (entry as new (ctx: unknown, env: unknown) => Record<string, unknown>)(ctx, this.env);
-        const handler = instance[name];
-        if (typeof handler !== "function") throw missing(name);
-        result = Promise.resolve((handler as Handler).apply(instance, args));
-      } else {
-        const handler = (entry as Record<string, unknown> | undefined)?.[name];
-        if (typeof handler !== "function") throw missing(name);
-        result = Promise.resolve((handler as Handler).call(entry, ...args, this.env, ctx));
-      }
-    } catch (err) {
-      result = Promise.reject(err);
-    }
-    return { result, ctx };
+    return { result: callHandler(this.module.default, name, args, this.env, ctx), ctx };
   }
 }
 
