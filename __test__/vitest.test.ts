@@ -54,9 +54,9 @@ describe("a Workers test suite under durable-node/vitest", () => {
     run = await vitestRun("basic");
   }, 120_000);
 
-  it("passes every test of the fixture: isolation, direct access, SELF, bindings, timers, WebSockets", () => {
+  it("passes every test of the fixture: isolation (per test and per describe), direct access, SELF, vi.mock, bindings, timers, WebSockets", () => {
     expect(failures(run)).toEqual([]);
-    expect(run.report?.numPassedTests).toBe(23);
+    expect(run.report?.numPassedTests).toBe(31);
     expect(run.code).toBe(0);
   });
 

@@ -1,5 +1,9 @@
 // One test file's Worker: its runtime (in memory), its bindings, SELF, and the storage stack of
 // isolated tests. `cloudflare:test` reads the current file's harness from here.
+//
+// The Worker's module is imported only when the file's hooks start, after the test file itself
+// has been collected: its `vi.mock()` calls are registered by then, so they apply to the Worker's
+// imports too. Until then each Durable Object binding holds a stand-in class.
 
 import type { ExecutionContext } from "../dev/worker.js";
 import { ConfigError } from "../errors.js";
@@ -36,13 +40,15 @@ export class TestFile {
   readonly self: object;
   readonly #stack: StorageSnapshot[] = [];
   readonly #contexts = new Set<ExecutionContext>();
+  #module: Record<string, unknown> | undefined;
+  #loading: Promise<void> | undefined;
 
   constructor(
-    readonly module: Record<string, unknown>,
+    readonly importMain: () => Promise<Record<string, unknown>>,
     readonly worker: ResolvedWorker,
     bindings: BindingModules,
   ) {
-    const classes = durableObjectClasses(module, worker);
+    const classes = standInClasses(worker);
     if (bindings.kv) classes[KV.binding] = { class: bindings.kv.KvNamespaceObject, className: KV.className };
     if (bindings.d1) classes[D1.binding] = { class: bindings.d1.D1DatabaseObject, className: D1.className };
     this.runtime = createRuntime({
@@ -68,9 +74,31 @@ export class TestFile {
       const namespace = hidden(D1);
       for (const [binding, id] of Object.entries(worker.d1Databases)) env[binding] = bindings.d1.d1Database(namespace.getByName(id));
     }
-    const host = { module, env, onContext: (ctx: ExecutionContext) => this.#track(ctx) };
+    const file = this;
+    const host = {
+      get module() {
+        return file.module;
+      },
+      env,
+      onContext: (ctx: ExecutionContext) => this.#track(ctx),
+    };
     for (const [binding, entrypoint] of Object.entries(worker.services)) env[binding] = serviceBinding(host, entrypoint);
     this.self = serviceBinding(host);
+  }
+
+  /** The Worker's module; imported by load(). */
+  get module(): Record<string, unknown> {
+    if (this.#module === undefined) throw new Error(NOT_LOADED);
+    return this.#module;
+  }
+
+  /** Imports the Worker's module (once) and gives each binding its class. */
+  load(): Promise<void> {
+    this.#loading ??= this.importMain().then((module) => {
+      this.internals.replaceClasses(durableObjectClasses(module, this.worker));
+      this.#module = module;
+    });
+    return this.#loading;
   }
 
   #track(ctx: ExecutionContext): void {
@@ -97,11 +125,48 @@ export class TestFile {
     if (snapshot !== undefined) this.internals.restoreStorage(snapshot);
   };
 
+  /**
+   * Isolated storage over a collected test file (called from its first beforeAll): the state is
+   * saved before each describe block and each test, ahead of their own before-hooks, and put back
+   * after their after-hooks. The file's own state needs no saving: its runtime goes with it.
+   * `order` is vitest's `sequence.hooks`.
+   */
+  isolate(file: SuiteTask, getHooks: (suite: SuiteTask) => SuiteHooks, order: string): void {
+    const last = (hooks: Hook[], hook: Hook) => (order === "stack" ? hooks.unshift(hook) : hooks.push(hook));
+    const own = getHooks(file);
+    own.beforeEach.unshift(this.push);
+    last(own.afterEach, this.pop);
+    const walk = (suite: SuiteTask) => {
+      for (const task of suite.tasks ?? []) {
+        if (task.type !== "suite") continue;
+        const hooks = getHooks(task);
+        hooks.beforeAll.unshift(this.push);
+        last(hooks.afterAll, this.pop);
+        walk(task);
+      }
+    };
+    walk(file);
+  }
+
   readonly dispose = async (): Promise<void> => {
     if (current === this) current = undefined;
     await this.settled();
     await this.runtime.dispose();
   };
+}
+
+type Hook = (...args: any[]) => unknown;
+
+/** What the harness needs of vitest's suites and their hook lists (vitest 2–4 alike). */
+export interface SuiteTask {
+  type: string;
+  tasks?: SuiteTask[];
+}
+export interface SuiteHooks {
+  beforeAll: Hook[];
+  afterAll: Hook[];
+  beforeEach: Hook[];
+  afterEach: Hook[];
 }
 
 let current: TestFile | undefined;
@@ -115,15 +180,40 @@ export function currentTestFile(): TestFile {
 }
 
 /** Called by the generated setup module before each test file. */
-export async function startTestFile(module: Record<string, unknown>, worker: ResolvedWorker): Promise<TestFile> {
+export async function startTestFile(
+  importMain: () => Promise<Record<string, unknown>>,
+  worker: ResolvedWorker,
+): Promise<TestFile> {
   useVitestPoolMessages();
   await current?.dispose();
   const bindings: BindingModules = {
     kv: Object.keys(worker.kvNamespaces).length > 0 ? await import("../bindings/kv-namespace.js") : undefined,
     d1: Object.keys(worker.d1Databases).length > 0 ? await import("../bindings/d1.js") : undefined,
   };
-  current = new TestFile(module, worker, bindings);
+  current = new TestFile(importMain, worker, bindings);
   return current;
+}
+
+const NOT_LOADED =
+  "durable-node/vitest: the Worker's module is imported when the test file's hooks start (after its vi.mock() calls are registered); call the Worker and its Durable Objects from hooks and tests, not from the top level of a test file.";
+
+/** A class per bound name that stands in until the Worker's module is loaded. */
+function standInClasses(worker: ResolvedWorker): Record<string, DurableObjectClassOptions> {
+  const byName = new Map<string, DurableObjectClassOptions["class"]>();
+  const classes: Record<string, DurableObjectClassOptions> = {};
+  for (const [binding, spec] of Object.entries(worker.durableObjects)) {
+    let Class = byName.get(spec.className);
+    if (Class === undefined) {
+      Class = class {
+        constructor() {
+          throw new Error(NOT_LOADED);
+        }
+      } as unknown as DurableObjectClassOptions["class"];
+      byName.set(spec.className, Class);
+    }
+    classes[binding] = { class: Class, className: spec.className, sqlite: spec.sqlite };
+  }
+  return classes;
 }
 
 function durableObjectClasses(module: Record<string, unknown>, worker: ResolvedWorker): Record<string, DurableObjectClassOptions> {

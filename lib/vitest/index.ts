@@ -28,7 +28,7 @@ export interface WorkersPlugin {
   name: string;
   enforce: "pre";
   config(config: { test?: Record<string, any> }): void;
-  configResolved(config: { root: string }): Promise<void>;
+  configResolved(config: { root: string; test?: { sequence?: { hooks?: string } } }): Promise<void>;
   resolveId(id: string): string | undefined;
   load(id: string): string | undefined;
 }
@@ -76,6 +76,7 @@ function addPlugin(config: any): any {
 
 function workersPlugin(input: WorkersOptionsInput, isolatedDefault: boolean): WorkersPlugin {
   let worker: ResolvedWorker | undefined;
+  let hookOrder = "stack";
   return {
     name: "durable-node:vitest",
     enforce: "pre",
@@ -89,6 +90,7 @@ function workersPlugin(input: WorkersOptionsInput, isolatedDefault: boolean): Wo
       test.server.deps.external = [...toArray(test.server.deps.external), new RegExp(`^${escapeRegExp(DIST)}`)];
     },
     async configResolved(config) {
+      hookOrder = config.test?.sequence?.hooks ?? "stack";
       const options = typeof input === "function" ? await input({ inject: () => undefined }) : await input;
       worker = await resolveWorker(options ?? {}, config.root, isolatedDefault);
     },
@@ -101,31 +103,38 @@ function workersPlugin(input: WorkersOptionsInput, isolatedDefault: boolean): Wo
     load(id) {
       if (id !== VIRTUAL_SETUP) return undefined;
       if (worker === undefined) throw new Error("durable-node/vitest: the Worker was not resolved (configResolved did not run).");
-      return setupSource(worker);
+      return setupSource(worker, hookOrder);
     },
   };
 }
 
 /**
- * Runs before each test file: builds its runtime, and with isolated storage, saves the state
- * before every suite and test and puts it back after (hooks registered here wrap the file's own:
- * they run first before, and last after).
+ * Runs before each test file: builds its runtime; once the file is collected (its vi.mock() calls
+ * registered), imports the Worker and, with isolated storage, wraps the file's suites and tests
+ * in save/restore hooks (see TestFile.isolate).
  */
-function setupSource(worker: ResolvedWorker): string {
+function setupSource(worker: ResolvedWorker, hookOrder: string): string {
+  const main = worker.main === undefined ? `async () => ({})` : `() => import(${JSON.stringify(worker.main)})`;
   const lines = [
-    `import { afterAll, afterEach, beforeAll, beforeEach } from "vitest";`,
+    `import * as vitest from "vitest";`,
     `import { startTestFile } from ${JSON.stringify(HARNESS)};`,
-    worker.main === undefined ? `const main = {};` : `import * as main from ${JSON.stringify(worker.main)};`,
-    `const file = await startTestFile(main, ${JSON.stringify(worker)});`,
-    `afterAll(() => file.dispose());`,
+    `const file = await startTestFile(${main}, ${JSON.stringify(worker)});`,
+    `vitest.afterAll(() => file.dispose());`,
   ];
   if (worker.isolatedStorage) {
     lines.push(
-      `beforeAll(() => file.push());`,
-      `afterAll(() => file.pop());`,
-      `beforeEach(() => file.push());`,
-      `afterEach(() => file.pop());`,
+      // vitest 4.1 has the hook lists on TestRunner and warns on "vitest/suite"; earlier ones only there.
+      `const getHooks = vitest.TestRunner?.getSuiteHooks ?? (await import("vitest/suite")).getHooks;`,
+      // The file suite is the hook's 1st argument up to vitest 4.0 and its 2nd from 4.1, where a
+      // named 1st parameter is parsed as fixtures: hence no parameters.
+      `vitest.beforeAll(async function () {`,
+      `  const suite = [...arguments].find((arg) => arg && arg.type === "suite");`,
+      `  await file.load();`,
+      `  file.isolate(suite, getHooks, ${JSON.stringify(hookOrder)});`,
+      `});`,
     );
+  } else {
+    lines.push(`vitest.beforeAll(() => file.load());`);
   }
   return lines.join("\n");
 }
