@@ -19,12 +19,12 @@ interface Run {
   report?: { numPassedTests: number; numFailedTests: number; testResults: { assertionResults: { fullName: string; status: string; failureMessages: string[] }[] }[] };
 }
 
-function vitestRun(fixture: string, env: Record<string, string> = {}): Promise<Run> {
+function vitestRun(fixture: string, env: Record<string, string> = {}, args: string[] = []): Promise<Run> {
   const report = path.join(out, `${fixture}-${Date.now()}.json`);
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      [VITEST, "run", "--reporter=json", `--outputFile=${report}`, "--reporter=default"],
+      [VITEST, "run", "--reporter=json", `--outputFile=${report}`, "--reporter=default", ...args],
       { cwd: path.join(FIXTURES, fixture), env: { ...process.env, ...env, CI: "1", FORCE_COLOR: "0" }, timeout: 120_000 },
       (error, stdout, stderr) => {
         let parsed: Run["report"];
@@ -62,6 +62,17 @@ describe("a Workers test suite under durable-node/vitest", () => {
 
   it("reports no unhandled rejection for errors the tests awaited", () => {
     expect(run.output).not.toMatch(/Unhandled (Rejection|Error)/i);
+  });
+});
+
+describe("with --no-isolate (one module graph per worker)", () => {
+  // The files that do not vi.mock(): under --no-isolate a mock applies to whatever file loads the
+  // Worker first, in any vitest project, which would make the outcome depend on file order.
+  it("still builds a runtime, with its isolated storage, for every test file", async () => {
+    const files = ["test/isolation.spec.ts", "test/timers.spec.ts", "test/d1.spec.ts"];
+    const run = await vitestRun("basic", {}, ["--no-isolate", ...files]);
+    expect(failures(run)).toEqual([]);
+    expect(run.report?.numPassedTests).toBe(19);
   });
 });
 

@@ -33,9 +33,10 @@ export interface WorkersPlugin {
   load(id: string): string | undefined;
 }
 
-// vitest resolves setup files against the root; an absolute id comes through unchanged to resolveId.
+// vitest resolves setup files against the root; an absolute id comes through unchanged to resolveId,
+// which keeps it: vitest re-runs a setup file for each test file by invalidating the module of
+// that very id (under `isolate: false` the module would otherwise run once per worker).
 const SETUP_ID = "/@durable-node/vitest-setup";
-const VIRTUAL_SETUP = "\0durable-node:vitest-setup";
 const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const HARNESS = path.join(DIST, "vitest", "harness.js");
 const TEST_MODULE = path.join(DIST, "vitest", "test.js");
@@ -97,11 +98,11 @@ function workersPlugin(input: WorkersOptionsInput, isolatedDefault: boolean): Wo
     resolveId(id) {
       if (id === "cloudflare:test") return TEST_MODULE;
       if (id === "cloudflare:workers") return WORKERS_MODULE;
-      if (id === SETUP_ID || id.endsWith(SETUP_ID)) return VIRTUAL_SETUP;
+      if (id.endsWith(SETUP_ID)) return id;
       return undefined;
     },
     load(id) {
-      if (id !== VIRTUAL_SETUP) return undefined;
+      if (!id.endsWith(SETUP_ID)) return undefined;
       if (worker === undefined) throw new Error("durable-node/vitest: the Worker was not resolved (configResolved did not run).");
       return setupSource(worker, hookOrder);
     },
