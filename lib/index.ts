@@ -1,4 +1,5 @@
 // durable-node: Cloudflare Durable Objects for Node.js — the public entry point.
+/// <reference path="../types/cloudflare-test.d.ts" preserve="true" />
 
 export { createRuntime } from "./runtime.js";
 export type { Runtime, RuntimeEnv, RuntimeOptions, DurableObjectClass, DurableObjectClassOptions } from "./runtime.js";
