@@ -18,6 +18,7 @@ import {
   type StorageSnapshot,
 } from "../runtime.js";
 import { serviceBinding } from "../service-binding.js";
+import { setAmbient } from "../workers.js";
 import type { ResolvedWorker } from "./options.js";
 
 type KvModule = typeof import("../bindings/kv-namespace.js");
@@ -90,6 +91,16 @@ export class TestFile {
   get module(): Record<string, unknown> {
     if (this.#module === undefined) throw new Error(NOT_LOADED);
     return this.#module;
+  }
+
+  /**
+   * Makes this the file `cloudflare:test` and `cloudflare:workers`' env serve. vitest may collect
+   * several files before it runs the first (--no-isolate with one worker), so each file's setup
+   * makes itself current for its collection, and again when its tests start.
+   */
+  activate(): void {
+    current = this;
+    setAmbient(this.env, this.internals.exports);
   }
 
   /** Imports the Worker's module (once) and gives each binding its class. */
@@ -185,13 +196,13 @@ export async function startTestFile(
   worker: ResolvedWorker,
 ): Promise<TestFile> {
   useVitestPoolMessages();
-  await current?.dispose();
   const bindings: BindingModules = {
     kv: Object.keys(worker.kvNamespaces).length > 0 ? await import("../bindings/kv-namespace.js") : undefined,
     d1: Object.keys(worker.d1Databases).length > 0 ? await import("../bindings/d1.js") : undefined,
   };
-  current = new TestFile(importMain, worker, bindings);
-  return current;
+  const file = new TestFile(importMain, worker, bindings);
+  file.activate();
+  return file;
 }
 
 const NOT_LOADED =

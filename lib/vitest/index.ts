@@ -130,12 +130,13 @@ function setupSource(worker: ResolvedWorker, hookOrder: string): string {
       // named 1st parameter is parsed as fixtures: hence no parameters.
       `vitest.beforeAll(async function () {`,
       `  const suite = [...arguments].find((arg) => arg && arg.type === "suite");`,
+      `  file.activate();`,
       `  await file.load();`,
       `  file.isolate(suite, getHooks, ${JSON.stringify(hookOrder)});`,
       `});`,
     );
   } else {
-    lines.push(`vitest.beforeAll(() => file.load());`);
+    lines.push(`vitest.beforeAll(() => (file.activate(), file.load()));`);
   }
   return lines.join("\n");
 }
