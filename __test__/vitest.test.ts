@@ -50,8 +50,10 @@ afterAll(() => rmSync(out, { recursive: true, force: true }));
 
 describe("a Workers test suite under durable-node/vitest", () => {
   let run: Run;
+  const coverage = path.join(out, "coverage");
   beforeAll(async () => {
-    run = await vitestRun("basic");
+    const args = ["--coverage", "--coverage.provider=v8", "--coverage.include=src/**", "--coverage.reporter=json-summary"];
+    run = await vitestRun("basic", {}, [...args, `--coverage.reportsDirectory=${coverage}`]);
   }, 120_000);
 
   it("passes every test of the fixture: isolation (per test and per describe), direct access, SELF, vi.mock, bindings, timers, WebSockets", () => {
@@ -62,6 +64,15 @@ describe("a Workers test suite under durable-node/vitest", () => {
 
   it("reports no unhandled rejection for errors the tests awaited", () => {
     expect(run.output).not.toMatch(/Unhandled (Rejection|Error)/i);
+  });
+
+  it("measures V8 coverage of the Worker's own files", () => {
+    const summary = JSON.parse(readFileSync(path.join(coverage, "coverage-summary.json"), "utf8"));
+    const lines = (file: string) => summary[path.join(FIXTURES, "basic", "src", file)]?.lines;
+    expect(lines("index.ts")).toMatchObject({ total: expect.any(Number) });
+    expect(lines("index.ts").total).toBeGreaterThan(25);
+    expect(lines("index.ts").pct).toBeGreaterThan(90);
+    expect(lines("greeting.ts").pct).toBe(100);
   });
 });
 
