@@ -88,6 +88,21 @@ describe("with --no-isolate (one module graph per worker)", () => {
   });
 });
 
+describe("fetchMock (an undici MockAgent for the Worker's outbound fetch)", () => {
+  it("mocks fetch() of the Worker and its objects once active, and passes through otherwise", async () => {
+    const run = await vitestRun("fetch-mock");
+    expect(failures(run)).toEqual([]);
+    expect(run.report?.numPassedTests).toBe(9);
+  });
+
+  // Both files in one process, in either order: the second must not see the first's agent.
+  it("gives each test file a fresh, inactive agent", async () => {
+    const run = await vitestRun("fetch-mock", {}, ["--no-isolate", "--maxWorkers=1"]);
+    expect(failures(run)).toEqual([]);
+    expect(run.report?.numPassedTests).toBe(9);
+  });
+});
+
 describe("the vitest-4 plugin style (cloudflareTest)", () => {
   it("serves cloudflare:workers env and exports, with storage kept across a file's tests", async () => {
     const run = await vitestRun("plugin");

@@ -39,7 +39,7 @@ declare module "cloudflare:test" {
   };
 
   /** An undici MockAgent for the Worker's outbound `fetch()`: inactive until `activate()`. */
-  export const fetchMock: any;
+  export const fetchMock: import("undici").MockAgent;
 
   /** An object's id, as `listDurableObjectIds()` returns them. */
   export interface TestDurableObjectId {

@@ -19,6 +19,7 @@ import {
 } from "../runtime.js";
 import { serviceBinding } from "../service-binding.js";
 import { setAmbient } from "../workers.js";
+import { FetchMock, interceptFetch } from "./fetch-mock.js";
 import type { ResolvedWorker } from "./options.js";
 
 type KvModule = typeof import("../bindings/kv-namespace.js");
@@ -39,6 +40,8 @@ export class TestFile {
   readonly internals: RuntimeInternals;
   readonly env: Record<string, unknown>;
   readonly self: object;
+  /** cloudflare:test's fetchMock: a new agent for every file, inactive until activate(). */
+  readonly fetchMock = new FetchMock();
   readonly #stack: StorageSnapshot[] = [];
   readonly #contexts = new Set<ExecutionContext>();
   #module: Record<string, unknown> | undefined;
@@ -162,6 +165,7 @@ export class TestFile {
   readonly dispose = async (): Promise<void> => {
     if (current === this) current = undefined;
     await this.settled();
+    await this.fetchMock.close();
     await this.runtime.dispose();
   };
 }
@@ -196,6 +200,7 @@ export async function startTestFile(
   worker: ResolvedWorker,
 ): Promise<TestFile> {
   useVitestPoolMessages();
+  interceptFetch(() => current?.fetchMock);
   const bindings: BindingModules = {
     kv: Object.keys(worker.kvNamespaces).length > 0 ? await import("../bindings/kv-namespace.js") : undefined,
     d1: Object.keys(worker.d1Databases).length > 0 ? await import("../bindings/d1.js") : undefined,

@@ -6,6 +6,7 @@ import { scheduledController, type ScheduledOptions } from "../service-binding.j
 import type { DurableObjectState } from "../state.js";
 import type { DurableObjectStub } from "../stub.js";
 import { env } from "../workers.js";
+import type { MockAgent } from "undici";
 import { currentTestFile } from "./harness.js";
 
 export { env };
@@ -104,16 +105,19 @@ function unsupported(name: string): () => never {
   };
 }
 
-/** The classic pool's undici MockAgent for outbound fetch(): not provided yet, and says so when used. */
-export const fetchMock: any = new Proxy(
-  {},
-  {
-    get: (_target, prop) => {
-      if (prop === "then" || typeof prop === "symbol") return undefined;
-      return unsupported(`fetchMock.${String(prop)}`);
-    },
+/**
+ * The classic pool's undici MockAgent for the Worker's outbound fetch(): inactive until
+ * `activate()`, and a fresh one for each test file (see fetch-mock.ts).
+ */
+export const fetchMock: MockAgent = new Proxy({} as MockAgent, {
+  get(_target, prop) {
+    if (prop === "then") return undefined;
+    const agent = currentTestFile().fetchMock.agent;
+    const value = Reflect.get(agent, prop, agent);
+    return typeof value === "function" ? value.bind(agent) : value;
   },
-);
+  has: (_target, prop) => Reflect.has(currentTestFile().fetchMock.agent, prop),
+});
 
 export const createMessageBatch = unsupported("createMessageBatch");
 export const getQueueResult = unsupported("getQueueResult");
