@@ -2,6 +2,7 @@
 // of the limits table (§12) and UTF-8 bytewise key order (§14 item 1). Every value is read back inside
 // the object and asserted outside it; errors are compared as "<name>: <message>" strings.
 import { mkdtempSync, rmSync } from "node:fs";
+import v8 from "node:v8";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -586,6 +587,48 @@ describe("value serialization (spec 68–71)", () => {
       expect(Object.is(viaGet, values[i]), `get() of ${String(values[i]).slice(0, 20)}`).toBe(true);
       expect(Object.is(viaKv, values[i]), `kv.get() of ${String(values[i]).slice(0, 20)}`).toBe(true);
     });
+  });
+
+  it("numbers and Latin-1 strings are stored byte for byte as v8.serialize writes them (spec 68)", async () => {
+    // The core serializes these two kinds itself (src/storage/napi_values.rs); workerd reads the bytes with V8.
+    const values = [0, -1, 2 ** 31 - 1, -(2 ** 31), 2 ** 31, -0, NaN, 1.5, "", "plain", "é\u00ff\0", "x".repeat(600)];
+    const dir = tempDir();
+    const rt = start(dir);
+    await inObject((s) => s.put(Object.fromEntries(values.map((v, i) => [`batch${i}`, v]))), { rt, name: "bytes" });
+    await inObject(async (s) => {
+      for (const [i, v] of values.entries()) await s.put(`one${i}`, v);
+    }, { rt, name: "bytes" });
+    const file = join(dir, "KvProbe", `${stubOf(rt, "bytes").id}.sqlite`);
+    await rt.dispose();
+    const db = new NativeDb(file, false);
+    const stored = new Map<string, string>();
+    try {
+      const rows = db.kvList({ reverse: false });
+      const ends = new Uint32Array(rows.ends);
+      const bytes = Buffer.from(rows.values);
+      for (let i = 0, key = 0, value = 0; i < ends.length; i += 2) {
+        stored.set(rows.keys.slice(key, ends[i]), bytes.subarray(value, ends[i + 1]).toString("hex"));
+        [key, value] = [ends[i], ends[i + 1]];
+      }
+    } finally {
+      db.close();
+    }
+    values.forEach((value, i) => {
+      const expected = Buffer.from(v8.serialize(value)).toString("hex");
+      expect(stored.get(`one${i}`), `put(k, ${String(value).slice(0, 12)})`).toBe(expected);
+      expect(stored.get(`batch${i}`), `put({k: ${String(value).slice(0, 12)}})`).toBe(expected);
+    });
+  });
+
+  it("keys of every length read back exactly, around the sizes the core copies on the stack", async () => {
+    const keys: string[] = [];
+    for (let n = 245; n < 262; n++) keys.push("k".repeat(n), "é".repeat(n >> 1), `${"k".repeat(n - 3)}日`, `${"k".repeat(n - 4)}\u{1F600}`);
+    const got = await inObject(async (s) => {
+      for (const key of keys) await s.put(key, key.length);
+      return { listed: [...(await s.list()).keys()], read: await Promise.all(keys.map((k) => s.get(k))) };
+    });
+    expect(got.read).toEqual(keys.map((k) => k.length));
+    expect(new Set(got.listed)).toEqual(new Set(keys));
   });
 
   it("Date, Map, Set, RegExp with flags and BigInt round-trip (spec 68)", async () => {

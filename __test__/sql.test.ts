@@ -1,9 +1,11 @@
 // ctx.storage.sql: the SQL API (spec §6, lines 102–163), the SQL rows of the limits table (§12), the
 // storage and cursor shape checks of §1 (4–6) and §14 items 2–5. Statements run inside the object;
 // values are returned and asserted outside it, errors compared as "<class>: <message>" strings.
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { createRuntime, type DurableObjectNamespace, type Runtime } from "../lib/index.js";
 import type { DurableObjectState } from "../lib/state.js";
@@ -1394,5 +1396,41 @@ describe("databaseSize (spec 163)", () => {
     dirs.push(dir);
     runtime(dir);
     expect(await sizes()).toEqual(expected);
+  });
+});
+
+describe("the core's fast storage calls", () => {
+  it("two copies of the package in one process each read their own results", () => {
+    // Runs report their counters through one status array per thread (src/storage_napi.rs): a second
+    // copy of the package, loaded under another URL, must share it rather than take it over.
+    const nativeDb = pathToFileURL(join(import.meta.dirname, "../dist/native-db.js")).href;
+    const script = `
+      const copies = [await import(${JSON.stringify(nativeDb)}), await import(${JSON.stringify(`${nativeDb}?copy`)})];
+      const dbs = copies.map(({ NativeDb }) => new NativeDb(null, false));
+      const seen = [];
+      for (const [i, db] of dbs.entries()) {
+        db.exec("CREATE TABLE t(v)", []);
+        db.run(db.prepare("INSERT INTO t VALUES (?), (?)"), [i, i + 10]);
+      }
+      for (const [i, db] of dbs.entries()) {
+        const rows = db.run(db.prepare("SELECT v FROM t ORDER BY v"), []);
+        seen.push([rows.values.slice(0, rows.count), rows.width, rows.rowsRead]);
+        const select = db.prepare("SELECT v FROM t WHERE v = ?");
+        for (const v of [i, i + 10]) {
+          const one = db.run(select, [v]);
+          seen.push([one.values, one.count, one.width]);
+        }
+      }
+      console.log(JSON.stringify(seen));
+    `;
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
+    expect(JSON.parse(out)).toEqual([
+      [[0, 10], 1, 2],
+      [[0, "v"], 1, 1], // the first run of a statement sends its column names
+      [[10], 1, -1],
+      [[1, 11], 1, 2],
+      [[1, "v"], 1, 1],
+      [[11], 1, -1],
+    ]);
   });
 });

@@ -178,7 +178,7 @@ describe("the output gate and transactions of other events", () => {
     expect(await answer).toBe("answered");
     const db = new NativeDb(file, false);
     try {
-      expect(db.exec("SELECT count(*) AS n FROM t", []).slice(0, 1)).toEqual([2]);
+      expect(db.exec("SELECT count(*) AS n FROM t", []).values.slice(0, 1)).toEqual([2]);
     } finally {
       db.close();
     }

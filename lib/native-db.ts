@@ -2,9 +2,32 @@
 
 import type { KvListOptions, KvRows } from "../native/binding.js";
 import { native } from "./native.js";
+import { serialize } from "./values.js";
 
 type Bound = null | number | string | Uint8Array;
 type SqlValue = null | number | string | ArrayBuffer;
+
+/** The hot calls as plain N-API functions (src/storage_napi.rs), with the status array they report into. */
+const fast = native.storageFastCalls();
+/** What the last `run()` reported: row values, column count (-1: unchanged), rows read, rows written. */
+const status = fast.status();
+
+/**
+ * One statement's result as it crossed: `count` row values, row after row, then `width` column
+ * names when they are new (-1: the same as the statement's previous run, which the caller keeps and
+ * puts in `columns`).
+ */
+export interface SqlRows {
+  values: SqlValue[];
+  count: number;
+  width: number;
+  columns: string[];
+  rowsRead: number;
+  rowsWritten: number;
+}
+
+const NO_VALUES: SqlValue[] = [];
+const NO_COLUMNS: string[] = [];
 
 /** A handle no database ever has (the core's table would need 2³² − 1 entries). */
 const CLOSED = 0xffff_ffff;
@@ -21,22 +44,35 @@ export class NativeDb {
     this.#handle = native.storageOpen(path, fullSync);
   }
 
-  exec(sql: string, binds: Bound[]): SqlValue[] {
-    return native.storageExec(this.#handle, sql, binds);
+  /** Runs every statement of `sql` (see `into_flat` in src/storage/sql.rs for what crosses). */
+  exec(sql: string, binds: Bound[]): SqlRows {
+    const flat = native.storageExec(this.#handle, sql, binds);
+    const n = flat.length;
+    const width = flat[n - 3] as number;
+    const count = n - 3 - Math.max(width, 0);
+    const rowsRead = flat[n - 2] as number;
+    return { values: flat, count, width, columns: NO_COLUMNS, rowsRead, rowsWritten: flat[n - 1] as number };
   }
   /** A handle for `run`, or -1 when `sql` is not exactly one statement. */
   prepare(sql: string): number {
     return native.storagePrepare(this.#handle, sql);
   }
-  run(statement: number, binds: Bound[]): SqlValue[] {
-    return native.storageRun(this.#handle, statement, binds);
+  /** Runs a statement from `prepare()`, its bindings passed as the call's arguments. */
+  run(statement: number, binds: Bound[]): SqlRows {
+    const returned = fast.run(this.#handle, statement, ...binds);
+    const count = status[0];
+    const width = status[1];
+    // The core returns nothing for no values, a single value as itself, else an array.
+    const values =
+      width >= 0 || count > 1 ? (returned as SqlValue[]) : count === 0 ? NO_VALUES : [returned as SqlValue];
+    return { values, count, width, columns: NO_COLUMNS, rowsRead: status[2], rowsWritten: status[3] };
   }
   finalize(statement: number): void {
     native.storageFinalize(this.#handle, statement);
   }
   /** The stored value: a string or number already read, else its serialized bytes; null when missing. */
   kvGet(key: string): string | number | ArrayBuffer | null {
-    return native.storageKvGet(this.#handle, key);
+    return fast.kvGet(this.#handle, key);
   }
   kvGetMany(keys: string[]): KvRows {
     return native.storageKvGetMany(this.#handle, keys);
@@ -44,8 +80,14 @@ export class NativeDb {
   kvPut(keys: string[], values: Buffer[]): void {
     native.storageKvPut(this.#handle, keys, values);
   }
-  kvPutOne(key: string, value: Uint8Array): void {
-    native.storageKvPutOne(this.#handle, key, value);
+  /** Stores one pair: a number or a Latin-1 string is serialized by the core, anything else here. */
+  kvPutValue(key: string, value: unknown): void {
+    if ((typeof value === "number" || typeof value === "string") && fast.kvPut(this.#handle, key, value)) return;
+    fast.kvPut(this.#handle, key, serialize(value));
+  }
+  /** Stores one pair whose value is serialized already. */
+  kvPutBytes(key: string, bytes: Uint8Array): void {
+    fast.kvPut(this.#handle, key, bytes);
   }
   kvDelete(keys: string[]): number {
     return native.storageKvDelete(this.#handle, keys);

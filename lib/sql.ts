@@ -1,6 +1,7 @@
 // SqlStorage (`ctx.storage.sql`) and SqlStorageCursor: Cloudflare's shapes over the core's exec().
 
-import type { InstanceGuard, SqlRows, StorageCore } from "./storage.js";
+import type { SqlRows } from "./native-db.js";
+import type { InstanceGuard, StorageCore } from "./storage.js";
 import { moveConstructorLast } from "./state.js";
 
 export type SqlStorageValue = ArrayBuffer | string | number | null;

@@ -4,7 +4,7 @@
 import type { KvRows } from "../native/binding.js";
 import { argumentTypeError } from "./errors.js";
 import { fromNative } from "./native.js";
-import { NativeDb } from "./native-db.js";
+import { NativeDb, type SqlRows } from "./native-db.js";
 import { SqlStorage } from "./sql.js";
 import type { OpenFiles } from "./open-files.js";
 import { afterTurn } from "./turn.js";
@@ -370,14 +370,16 @@ export class StorageCore {
     // What `native()` does, written out: this is the hottest storage path, and a closure per
     // call shows in its profile.
     if (this.critical) throw this.critical;
-    let flat: SqlValue[];
+    let rows: SqlRows;
     try {
-      flat = statement.handle >= 0 ? db.run(statement.handle, bindings) : db.exec(query, bindings);
+      rows = statement.handle >= 0 ? db.run(statement.handle, bindings) : db.exec(query, bindings);
     } catch (err) {
       throw this.#failed(err);
     }
     this.wrote();
-    return unpack(flat, statement);
+    if (rows.width >= 0) statement.columns = rows.values.slice(rows.count, rows.count + rows.width) as string[];
+    rows.columns = statement.columns;
+    return rows;
   }
 
   /** Keeps compiled statements for up to 1 MiB of SQL text, as workerd's cache (spec 140). */
@@ -402,6 +404,12 @@ export class StorageCore {
    * run. The operations of one turn share one hold, released once the turn's microtasks are done.
    */
   gated<T>(allowConcurrency: boolean | undefined, op: () => T): T {
+    this.holdGate(allowConcurrency);
+    return op();
+  }
+
+  /** What `gated` does before the operation, for the hot paths that call the core themselves. */
+  holdGate(allowConcurrency: boolean | undefined): void {
     if (!allowConcurrency && this.#turnHold === undefined && this.host) {
       const host = this.host;
       const epoch = host.hold();
@@ -411,11 +419,16 @@ export class StorageCore {
         host.release(epoch);
       });
     }
-    return op();
   }
 
   get(key: string): unknown {
-    return readStored(this.native(() => this.db.kvGet(key)));
+    const db = this.db;
+    if (this.critical) throw this.critical;
+    try {
+      return readStored(db.kvGet(key));
+    } catch (err) {
+      throw this.#failed(err);
+    }
   }
 
   getMany(keys: string[]): Map<string, unknown> {
@@ -423,12 +436,28 @@ export class StorageCore {
   }
 
   put(entries: [string, unknown][]): void {
+    if (entries.length === 1) return this.putOne(entries[0][0], entries[0][1]);
     const keys = entries.map(([k]) => k);
     const values = entries.map(([, v]) => serialize(v));
     if (!this.sqlite) checkLegacyPut(keys, values);
     const db = this.db;
-    if (keys.length === 1) this.native(() => db.kvPutOne(keys[0], values[0]));
-    else this.native(() => db.kvPut(keys, values));
+    this.native(() => db.kvPut(keys, values));
+    this.wrote();
+  }
+
+  /** The hottest KV path, written out without closures (see `exec`). */
+  putOne(key: string, value: unknown): void {
+    const db = this.db;
+    if (this.critical) throw this.critical;
+    // KV-backed objects check the serialized size first; SQLite-backed ones let the core serialize.
+    const bytes = this.sqlite ? undefined : serialize(value);
+    if (bytes) checkLegacyPut([key], [bytes]);
+    try {
+      if (bytes) db.kvPutBytes(key, bytes);
+      else db.kvPutValue(key, value);
+    } catch (err) {
+      throw this.#failed(err);
+    }
     this.wrote();
   }
 
@@ -476,33 +505,6 @@ interface Statement {
   columns: string[];
   /** Its SQL's length in UTF-8, as counted against the cache's size. */
   bytes: number;
-}
-
-/** The rows of one exec(), still flat as they crossed (see `into_flat` in src/storage/sql.rs). */
-export interface SqlRows {
-  readonly values: SqlValue[];
-  /** How many of `values` are row values (the rest is what follows them). */
-  readonly count: number;
-  readonly columns: string[];
-  readonly rowsRead: number;
-  readonly rowsWritten: number;
-}
-
-function unpack(flat: SqlValue[], statement: Statement): SqlRows {
-  const n = flat.length;
-  const width = flat[n - 3] as number;
-  let count = n - 3;
-  if (width >= 0) {
-    count -= width;
-    statement.columns = flat.slice(count, count + width) as string[];
-  }
-  return {
-    values: flat,
-    count,
-    columns: statement.columns,
-    rowsRead: flat[n - 2] as number,
-    rowsWritten: flat[n - 1] as number,
-  };
 }
 
 /**
@@ -634,17 +636,16 @@ abstract class KvMethods {
     this.check("get");
     if (keys === undefined) throw argumentTypeError("get", this.className, 1, "string or Array");
     const core = this.core;
-    return core.gated(options?.allowConcurrency, () => {
-      if (!Array.isArray(keys)) return core.get(keyText(keys));
-      const list = keys.map(keyText);
-      if (!core.sqlite && list.length > KV_LIMITS.keysPerGet) {
-        throw new RangeError(
-          `Maximum number of key value pairs is ${KV_LIMITS.keysPerGet}. ${list.length} pairs were provided.`,
-        );
-      }
-      if (!core.sqlite) list.forEach(checkLegacyKey);
-      return core.getMany(list);
-    });
+    core.holdGate(options?.allowConcurrency);
+    if (!Array.isArray(keys)) return core.get(keyText(keys));
+    const list = keys.map(keyText);
+    if (!core.sqlite && list.length > KV_LIMITS.keysPerGet) {
+      throw new RangeError(
+        `Maximum number of key value pairs is ${KV_LIMITS.keysPerGet}. ${list.length} pairs were provided.`,
+      );
+    }
+    if (!core.sqlite) list.forEach(checkLegacyKey);
+    return core.getMany(list);
   }
 
   async list(options?: unknown): Promise<Map<string, unknown>> {
@@ -668,7 +669,10 @@ abstract class KvMethods {
       entries = Object.entries(keyOrEntries).filter(([, v]) => v !== undefined);
     } else {
       if (value === undefined) throw new TypeError("put() called with undefined value.");
-      entries = [[keyText(keyOrEntries), value]];
+      const core = this.core;
+      core.holdGate((options as { allowConcurrency?: boolean } | undefined)?.allowConcurrency);
+      core.putOne(keyText(keyOrEntries), value);
+      return;
     }
     const core = this.core;
     core.gated((opts as { allowConcurrency?: boolean } | undefined)?.allowConcurrency, () => core.put(entries));

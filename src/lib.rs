@@ -34,6 +34,7 @@ pub mod http_napi;
 pub mod id;
 pub mod runtime_db;
 pub mod storage;
+pub mod storage_napi;
 pub mod websocket;
 pub mod websocket_napi;
 
@@ -319,7 +320,7 @@ thread_local! {
     static DATABASES: RefCell<Vec<Option<storage::Database>>> = const { RefCell::new(Vec::new()) };
 }
 
-fn with_db<T>(
+pub(crate) fn with_db<T>(
     handle: u32,
     f: impl FnOnce(&mut storage::Database) -> std::result::Result<T, CoreError>,
 ) -> Result<T> {
@@ -330,6 +331,14 @@ fn with_db<T>(
             .ok_or_else(|| CoreError::Storage("this object's database is closed".into()))?;
         Ok(f(db)?)
     })
+}
+
+/// The hot storage calls as plain N-API functions (see [`storage_napi`]).
+#[napi(
+    ts_return_type = "{ run(handle: number, statement: number, ...binds: Array<null | number | string | Uint8Array>): unknown; kvGet(handle: number, key: string): string | number | ArrayBuffer | null; kvPut(handle: number, key: string, value: number | string | Uint8Array): boolean; status(): Float64Array }"
+)]
+pub fn storage_fast_calls() -> storage_napi::FastCalls {
+    storage_napi::FastCalls
 }
 
 /// Opens the database file at `path` (created if missing), or an in-memory one; returns its handle.
@@ -389,27 +398,11 @@ pub fn storage_exec(
     with_db(handle, |db| Ok(db.exec(&sql, &binds)?.into_flat()))
 }
 
-/// Compiles one statement for `storage_run`; -1 when `sql` is not exactly one statement.
+/// Compiles one statement for `run` (see [`storage_napi`]); -1 when `sql` is not exactly one statement.
 #[napi(catch_unwind)]
 pub fn storage_prepare(handle: u32, sql: String) -> Result<i64> {
     with_db(handle, |db| {
         Ok(db.prepare_single(&sql)?.map_or(-1, i64::from))
-    })
-}
-
-/// Runs a statement from `storage_prepare`; flat like `storage_exec`, names only when changed.
-#[napi(
-    catch_unwind,
-    ts_args_type = "handle: number, statement: number, binds: Array<null | number | string | Uint8Array>",
-    ts_return_type = "Array<null | number | string | ArrayBuffer>"
-)]
-pub fn storage_run(
-    handle: u32,
-    statement: u32,
-    binds: Vec<storage::Bind>,
-) -> Result<Vec<storage::SqlValue>> {
-    with_db(handle, |db| {
-        Ok(db.run_prepared(statement, &binds)?.into_flat())
     })
 }
 
@@ -419,11 +412,6 @@ pub fn storage_finalize(handle: u32, statement: u32) -> Result<()> {
         db.finalize(statement);
         Ok(())
     })
-}
-
-#[napi(catch_unwind, ts_return_type = "string | number | ArrayBuffer | null")]
-pub fn storage_kv_get(handle: u32, key: String) -> Result<Option<storage::StoredValue>> {
-    with_db(handle, |db| Ok(db.kv_get(&key)?.map(storage::StoredValue)))
 }
 
 #[napi(catch_unwind)]
@@ -438,13 +426,6 @@ pub fn storage_kv_put(handle: u32, keys: Vec<String>, values: Vec<&[u8]>) -> Res
         .zip(values.into_iter().map(<[u8]>::to_vec))
         .collect();
     with_db(handle, |db| db.kv_put(&entries))
-}
-
-// Values as borrowed slices: napi-rs's owned `Uint8Array` and `Buffer` create and delete a napi
-// reference per value, which costs more than the copy the core makes anyway.
-#[napi(catch_unwind)]
-pub fn storage_kv_put_one(handle: u32, key: String, value: &[u8]) -> Result<()> {
-    with_db(handle, |db| db.kv_put_one(&key, value))
 }
 
 #[napi(catch_unwind)]

@@ -130,6 +130,45 @@ fn primitive(bytes: &[u8]) -> Option<Primitive<'_>> {
     }
 }
 
+/// The header and tag V8 writes before a value of each kind (wire version 15, as `v8.serialize`).
+const HEADER: [u8; 2] = [0xff, 0x0f];
+
+/// `n` as V8 serializes it: an int32 when it is one (not -0), else a double. Mirrors
+/// `serializePrimitive` in lib/values.ts, which writes the same bytes for the paths this one is not on.
+pub fn serialize_number(n: f64) -> Vec<u8> {
+    let mut out = HEADER.to_vec();
+    let int = n as i32;
+    if f64::from(int) == n && !(n == 0.0 && n.is_sign_negative()) {
+        out.push(TAG_INT32);
+        push_varint(&mut out, ((int << 1) ^ (int >> 31)) as u32);
+    } else {
+        out.push(TAG_DOUBLE);
+        out.extend_from_slice(&n.to_le_bytes());
+    }
+    out
+}
+
+/// A string of UTF-16 `units` as V8 serializes a one-byte string; `None` when a unit is past
+/// Latin-1 (the JS side serializes those).
+pub fn serialize_latin1(units: &[u16]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(units.len() + 8);
+    out.extend_from_slice(&HEADER);
+    out.push(TAG_ONE_BYTE_STRING);
+    push_varint(&mut out, u32::try_from(units.len()).ok()?);
+    for &unit in units {
+        out.push(u8::try_from(unit).ok()?);
+    }
+    Some(out)
+}
+
+fn push_varint(out: &mut Vec<u8>, mut value: u32) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
 /// A varint of up to five bytes and what follows it; None when longer or cut short.
 fn varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
     let mut value = 0u64;
@@ -196,13 +235,13 @@ impl ToNapiValue for SqlValue {
     }
 }
 
-fn check(status: sys::napi_status) -> Result<()> {
+pub(crate) fn check(status: sys::napi_status) -> Result<()> {
     if status == sys::Status::napi_ok {
         Ok(())
     } else {
         Err(Error::new(
             Status::from(status),
-            "napi call failed while converting a value for JS",
+            "a napi call failed while converting a value",
         ))
     }
 }
@@ -251,7 +290,7 @@ impl FlatArray {
 
 #[cfg(test)]
 mod tests {
-    use super::{primitive, Primitive};
+    use super::{primitive, serialize_latin1, serialize_number, Primitive};
 
     fn number(bytes: &[u8]) -> Option<f64> {
         match primitive(bytes)? {
@@ -281,6 +320,53 @@ mod tests {
             panic!("a one-byte string");
         };
         assert_eq!(chars, b"h\xe9");
+    }
+
+    #[test]
+    fn writes_numbers_and_latin1_strings_as_v8_does() {
+        // Expected bytes are v8.serialize()'s on Node 20.
+        assert_eq!(serialize_number(42.0), [0xff, 0x0f, b'I', 0x54]);
+        assert_eq!(serialize_number(-42.0), [0xff, 0x0f, b'I', 0x53]);
+        assert_eq!(serialize_number(0.0), [0xff, 0x0f, b'I', 0x00]);
+        assert_eq!(
+            serialize_number(2147483647.0),
+            [0xff, 0x0f, b'I', 0xfe, 0xff, 0xff, 0xff, 0x0f]
+        );
+        assert_eq!(
+            serialize_number(-2147483648.0),
+            [0xff, 0x0f, b'I', 0xff, 0xff, 0xff, 0xff, 0x0f]
+        );
+        let double = |n: f64| {
+            let mut bytes = vec![0xff, 0x0f, b'N'];
+            bytes.extend_from_slice(&n.to_le_bytes());
+            bytes
+        };
+        for n in [
+            -0.0,
+            1.5,
+            2147483648.0,
+            f64::NAN,
+            f64::INFINITY,
+            -2147483649.0,
+        ] {
+            assert_eq!(serialize_number(n), double(n), "{n}");
+        }
+        let units: Vec<u16> = "hé".encode_utf16().collect();
+        assert_eq!(
+            serialize_latin1(&units),
+            Some(vec![0xff, 0x0f, b'"', 0x02, b'h', 0xe9])
+        );
+        let long = vec![u16::from(b'a'); 200];
+        let bytes = serialize_latin1(&long).unwrap();
+        assert_eq!(bytes[..5], [0xff, 0x0f, b'"', 0xc8, 0x01]);
+        assert_eq!(bytes.len(), 205);
+        assert_eq!(serialize_latin1(&[0x100]), None);
+        for bytes in [serialize_number(-7.0), serialize_latin1(&units).unwrap()] {
+            assert!(
+                primitive(&bytes).is_some(),
+                "the reader reads what the writer wrote"
+            );
+        }
     }
 
     #[test]
