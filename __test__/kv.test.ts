@@ -1,7 +1,7 @@
 // ctx.storage key-value APIs: async KV (spec §3, lines 28–73), synchronous KV (§4, 74–80), the KV rows
 // of the limits table (§12) and UTF-8 bytewise key order (§14 item 1). Every value is read back inside
 // the object and asserted outside it; errors are compared as "<name>: <message>" strings.
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import v8 from "node:v8";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -600,24 +600,37 @@ describe("value serialization (spec 68–71)", () => {
     }, { rt, name: "bytes" });
     const file = join(dir, "KvProbe", `${stubOf(rt, "bytes").id}.sqlite`);
     await rt.dispose();
-    const db = new NativeDb(file, false);
-    const stored = new Map<string, string>();
-    try {
-      const rows = db.kvList({ reverse: false });
-      const ends = new Uint32Array(rows.ends);
-      const bytes = Buffer.from(rows.values);
-      for (let i = 0, key = 0, value = 0; i < ends.length; i += 2) {
-        stored.set(rows.keys.slice(key, ends[i]), bytes.subarray(value, ends[i + 1]).toString("hex"));
-        [key, value] = [ends[i], ends[i + 1]];
-      }
-    } finally {
-      db.close();
-    }
+    // The database file itself, read as SQLite lays out a row of _cf_KV (key TEXT, value BLOB):
+    // a header of the record's serial types, which hold both lengths, then the key and the value.
+    const image = Buffer.concat([readFileSync(file), ...(existsSync(`${file}-wal`) ? [readFileSync(`${file}-wal`)] : [])]);
+    const record = (key: string, value: Buffer) => {
+      const types = Buffer.from([...sqliteVarint(2 * key.length + 13), ...sqliteVarint(2 * value.length + 12)]);
+      return Buffer.concat([Buffer.from([types.length + 1]), types, Buffer.from(key), value]);
+    };
     values.forEach((value, i) => {
-      const expected = Buffer.from(v8.serialize(value)).toString("hex");
-      expect(stored.get(`one${i}`), `put(k, ${String(value).slice(0, 12)})`).toBe(expected);
-      expect(stored.get(`batch${i}`), `put({k: ${String(value).slice(0, 12)}})`).toBe(expected);
+      const expected = v8.serialize(value);
+      expect(image.includes(record(`one${i}`, expected)), `put(k, ${String(value).slice(0, 12)})`).toBe(true);
+      expect(image.includes(record(`batch${i}`, expected)), `put({k: ${String(value).slice(0, 12)}})`).toBe(true);
     });
+  });
+
+  it("list(), get([...]) and kv.list() read values of every kind interleaved, in key order (spec 68)", async () => {
+    // The core sends Latin-1 strings, numbers and serialized bytes apart (KvRows in src/lib.rs).
+    const values: unknown[] = ["a", 1, { o: 1 }, "日本", -0, "", [2], "é".repeat(300), NaN, null, true, "z"];
+    const keys = values.map((_, i) => `k${String(i).padStart(2, "0")}`);
+    const got = await inObject(async (s, ctx) => {
+      await s.put(Object.fromEntries(keys.map((k, i) => [k, values[i]])));
+      return {
+        listed: [...(await s.list())],
+        many: [...(await s.get([...keys].reverse()))],
+        sync: [...ctx.storage.kv.list()],
+      };
+    });
+    const expected = keys.map((k, i) => [k, values[i]]);
+    expect(got.listed).toEqual(expected);
+    expect(got.many).toEqual(expected);
+    expect(got.sync).toEqual(expected);
+    expect(Object.is(got.listed[4][1], -0)).toBe(true);
   });
 
   it("keys of every length read back exactly, around the sizes the core copies on the stack", async () => {
@@ -968,3 +981,10 @@ describe("durability of KV values", () => {
     expect(r).toEqual({ sync: { n: 1 }, async: new Map([["m", 2]]), keys: ["async", "sync"] });
   });
 });
+
+/** SQLite's variable-length integer: big-endian groups of 7 bits, the high bit set on all but the last. */
+function sqliteVarint(n: number): number[] {
+  const groups = [n & 0x7f];
+  for (let rest = n >>> 7; rest > 0; rest >>>= 7) groups.unshift((rest & 0x7f) | 0x80);
+  return groups;
+}

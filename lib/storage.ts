@@ -520,18 +520,34 @@ function toMap(rows: KvRows): Map<string, unknown> {
   return map;
 }
 
+/** The kinds of value in `KvRows.ends` (`KV_TEXT`, … in src/lib.rs). */
+const KV_TEXT = 0;
+const KV_NUMBER = 1;
+
 /** Unpacks the pairs the core sent (see `KvRows` in src/lib.rs). */
 function eachPair(rows: KvRows, fn: (key: string, value: unknown) => void): void {
+  const { keys, texts } = rows;
   const values = Buffer.from(rows.values);
-  const ends = new Uint32Array(rows.ends);
+  const ends = new Float64Array(rows.ends);
   let keyStart = 0;
+  let textStart = 0;
   let valueStart = 0;
-  for (let i = 0; i < ends.length; i += 2) {
+  for (let i = 0; i < ends.length; i += 3) {
     const keyEnd = ends[i];
-    const valueEnd = ends[i + 1];
-    fn(rows.keys.slice(keyStart, keyEnd), deserializeAt(values, valueStart, valueEnd));
+    const kind = ends[i + 1];
+    const end = ends[i + 2];
+    let value: unknown;
+    if (kind === KV_TEXT) {
+      value = texts.slice(textStart, end);
+      textStart = end;
+    } else if (kind === KV_NUMBER) {
+      value = end;
+    } else {
+      value = deserializeAt(values, valueStart, end);
+      valueStart = end;
+    }
+    fn(keys.slice(keyStart, keyEnd), value);
     keyStart = keyEnd;
-    valueStart = valueEnd;
   }
 }
 

@@ -278,17 +278,26 @@ impl RuntimeStore {
 }
 
 /// Key-value pairs, packed so that crossing costs a few values rather than two per pair: the keys
-/// end to end in one string, the values' bytes end to end in one buffer, and `ends` a buffer of
-/// native-endian u32 pairs: where key i ends (in UTF-16 units, as JS counts), where value i ends.
-/// The ends travel as bytes because a JS array of numbers is built one element per call.
+/// end to end in one string; the values that are Latin-1 strings end to end in another (`texts`),
+/// the other values' serialized bytes end to end in one buffer; and `ends` a buffer of f64 triples,
+/// one per pair: where its key ends (in UTF-16 units, as JS counts), its kind (`KV_TEXT`,
+/// `KV_NUMBER`, `KV_BYTES`), then where its text or bytes end, or the number itself. Strings and
+/// numbers, most values, are so read without a decoding call per value in JS. The ends travel as
+/// bytes because a JS array of numbers is built one element per call.
 #[napi(object, object_from_js = false)]
 pub struct KvRows {
     pub keys: String,
+    #[napi(ts_type = "string")]
+    pub texts: storage::Latin1,
     #[napi(ts_type = "ArrayBuffer")]
     pub values: storage::Bytes,
     #[napi(ts_type = "ArrayBuffer")]
     pub ends: storage::Bytes,
 }
+
+const KV_TEXT: f64 = 0.0;
+const KV_NUMBER: f64 = 1.0;
+const KV_BYTES: f64 = 2.0;
 
 #[napi(object)]
 pub struct KvListOptions {
@@ -301,14 +310,33 @@ pub struct KvListOptions {
 }
 
 fn kv_rows(page: storage::KvPage) -> KvRows {
-    let mut ends = Vec::with_capacity(page.len() * 8);
-    for (key_end, value_end) in page.key_ends.iter().zip(&page.value_ends) {
-        ends.extend_from_slice(&key_end.to_ne_bytes());
-        ends.extend_from_slice(&value_end.to_ne_bytes());
+    use storage::napi_values::{primitive, Primitive};
+    let mut ends = Vec::with_capacity(page.len() * 24);
+    let mut texts = Vec::new();
+    let mut values = Vec::new();
+    let mut value_start = 0;
+    for (key_end, &value_end) in page.key_ends.iter().zip(&page.value_ends) {
+        let value = &page.values[value_start..value_end as usize];
+        value_start = value_end as usize;
+        let (kind, end) = match primitive(value) {
+            Some(Primitive::Latin1(chars)) => {
+                texts.extend_from_slice(chars);
+                (KV_TEXT, texts.len() as f64)
+            }
+            Some(Primitive::Number(n)) => (KV_NUMBER, n),
+            None => {
+                values.extend_from_slice(value);
+                (KV_BYTES, values.len() as f64)
+            }
+        };
+        for field in [f64::from(*key_end), kind, end] {
+            ends.extend_from_slice(&field.to_ne_bytes());
+        }
     }
     KvRows {
         keys: page.keys,
-        values: storage::Bytes(page.values),
+        texts: storage::Latin1(texts),
+        values: storage::Bytes(values),
         ends: storage::Bytes(ends),
     }
 }

@@ -24,7 +24,12 @@ pub struct KvPage {
 
 impl KvPage {
     fn push(&mut self, key: &str, value: &[u8]) {
-        self.key_end += key.encode_utf16().count() as u32;
+        // UTF-16 units: one per byte for ASCII keys (most), counted otherwise.
+        self.key_end += if key.is_ascii() {
+            key.len()
+        } else {
+            key.encode_utf16().count()
+        } as u32;
         self.keys.push_str(key);
         self.key_ends.push(self.key_end);
         self.values.extend_from_slice(value);

@@ -13,6 +13,6 @@ mod sql;
 
 pub use database::{format_error, Database, Durability};
 pub use kv::{KvPage, ListRange};
-pub use napi_values::{Bytes, StoredValue};
+pub use napi_values::{Bytes, Latin1, StoredValue};
 
 pub use sql::{Bind, ExecResult, Prepared, SqlValue};

@@ -100,7 +100,7 @@ pub(crate) unsafe fn array_buffer(env: sys::napi_env, bytes: &[u8]) -> Result<sy
 pub struct StoredValue(pub Vec<u8>);
 
 /// The primitives read here: header 0xFF, version 13–15, then one tag.
-enum Primitive<'a> {
+pub(crate) enum Primitive<'a> {
     Latin1(&'a [u8]),
     Number(f64),
 }
@@ -109,7 +109,7 @@ const TAG_INT32: u8 = b'I';
 const TAG_DOUBLE: u8 = b'N';
 const TAG_ONE_BYTE_STRING: u8 = b'"';
 
-fn primitive(bytes: &[u8]) -> Option<Primitive<'_>> {
+pub(crate) fn primitive(bytes: &[u8]) -> Option<Primitive<'_>> {
     let [0xff, 13..=15, tag, body @ ..] = bytes else {
         return None;
     };
@@ -179,6 +179,31 @@ fn varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
         }
     }
     None
+}
+
+/// Latin-1 bytes handed to JS as a string.
+pub struct Latin1(pub Vec<u8>);
+
+impl TypeName for Latin1 {
+    fn type_name() -> &'static str {
+        "string"
+    }
+    fn value_type() -> ValueType {
+        ValueType::String
+    }
+}
+
+impl ToNapiValue for Latin1 {
+    unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
+        let mut out = ptr::null_mut();
+        check(sys::napi_create_string_latin1(
+            env,
+            value.0.as_ptr().cast(),
+            value.0.len() as isize,
+            &mut out,
+        ))?;
+        Ok(out)
+    }
 }
 
 impl TypeName for StoredValue {
