@@ -15,7 +15,7 @@ use napi::bindgen_prelude::{FromNapiValue, ToNapiValue, TypeName, ValueType};
 use napi::{sys, Error, Result, Status};
 
 use crate::error::CoreError;
-use crate::storage::napi_values::{check, serialize_latin1, serialize_number, FlatArray};
+use crate::storage::napi_values::{check, serialize_latin1, serialize_number, with_str, FlatArray};
 use crate::storage::{Bind, ExecResult, StoredValue};
 use crate::with_db;
 
@@ -254,46 +254,6 @@ unsafe fn fetch(
     let this = ptr::null_mut();
     let data = ptr::null_mut::<*mut c_void>();
     check(sys::napi_get_cb_info(env, info, count, into, this, data))
-}
-
-/// Calls `f` with the string `value` as UTF-8, copied once: onto the stack when it is short.
-unsafe fn with_str<T>(
-    env: sys::napi_env,
-    value: sys::napi_value,
-    f: impl FnOnce(&str) -> Result<T>,
-) -> Result<T> {
-    let mut stack = [0u8; 256];
-    let mut len = 0;
-    check(sys::napi_get_value_string_utf8(
-        env,
-        value,
-        stack.as_mut_ptr().cast(),
-        stack.len(),
-        &mut len,
-    ))
-    .map_err(|_| Error::new(Status::StringExpected, "a string was expected"))?;
-    // N-API writes whole characters only (at most 4 bytes each), leaving one byte for a NUL: a copy
-    // that ended this far from the end is the whole string.
-    if len + 4 < stack.len() - 1 {
-        return f(std::str::from_utf8_unchecked(&stack[..len]));
-    }
-    let mut full = 0;
-    check(sys::napi_get_value_string_utf8(
-        env,
-        value,
-        ptr::null_mut(),
-        0,
-        &mut full,
-    ))?;
-    let mut heap = vec![0u8; full + 1];
-    check(sys::napi_get_value_string_utf8(
-        env,
-        value,
-        heap.as_mut_ptr().cast(),
-        heap.len(),
-        &mut len,
-    ))?;
-    f(std::str::from_utf8_unchecked(&heap[..len]))
 }
 
 /// Calls `f` with the string `value`'s UTF-16 code units, copied once when it is short.

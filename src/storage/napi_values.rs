@@ -26,7 +26,7 @@ impl FromNapiValue for Bind {
         match kind {
             sys::ValueType::napi_null | sys::ValueType::napi_undefined => Ok(Bind::Null),
             sys::ValueType::napi_number => Ok(Bind::Real(f64::from_napi_value(env, value)?)),
-            sys::ValueType::napi_string => Ok(Bind::Text(String::from_napi_value(env, value)?)),
+            sys::ValueType::napi_string => Ok(Bind::Text(read_string(env, value)?)),
             _ => {
                 let mut is_typed = false;
                 check(sys::napi_is_typedarray(env, value, &mut is_typed))?;
@@ -57,6 +57,51 @@ impl FromNapiValue for Bind {
             }
         }
     }
+}
+
+/// A JS string as UTF-8, in one N-API call when it is short (napi-rs's `String` makes two).
+pub(crate) unsafe fn read_string(env: sys::napi_env, value: sys::napi_value) -> Result<String> {
+    with_str(env, value, |text| Ok(text.to_owned()))
+}
+
+/// Calls `f` with the string `value` as UTF-8, copied once: onto the stack when it is short.
+pub(crate) unsafe fn with_str<T>(
+    env: sys::napi_env,
+    value: sys::napi_value,
+    f: impl FnOnce(&str) -> Result<T>,
+) -> Result<T> {
+    let mut stack = [0u8; 256];
+    let mut len = 0;
+    check(sys::napi_get_value_string_utf8(
+        env,
+        value,
+        stack.as_mut_ptr().cast(),
+        stack.len(),
+        &mut len,
+    ))
+    .map_err(|_| Error::new(Status::StringExpected, "a string was expected"))?;
+    // N-API writes whole characters only (at most 4 bytes each), leaving one byte for a NUL: a copy
+    // that ended this far from the end is the whole string.
+    if len + 4 < stack.len() - 1 {
+        return f(std::str::from_utf8_unchecked(&stack[..len]));
+    }
+    let mut full = 0;
+    check(sys::napi_get_value_string_utf8(
+        env,
+        value,
+        ptr::null_mut(),
+        0,
+        &mut full,
+    ))?;
+    let mut heap = vec![0u8; full + 1];
+    check(sys::napi_get_value_string_utf8(
+        env,
+        value,
+        heap.as_mut_ptr().cast(),
+        heap.len(),
+        &mut len,
+    ))?;
+    f(std::str::from_utf8_unchecked(&heap[..len]))
 }
 
 /// Bytes handed to JS as a fresh ArrayBuffer (a copy): cheaper than an external Buffer, which

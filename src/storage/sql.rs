@@ -319,10 +319,13 @@ impl Database {
                 Some(plan) => {
                     // `changes()` is left as it was by statements that count none (DROP TABLE).
                     let top_level = (ffi::sqlite3_changes64(db).max(0) as u64).min(changed);
-                    TALLY.with_borrow(|tally| {
-                        let tally = tallied.then_some(tally);
-                        self.written(plan, tally, changed, top_level, schema_rows)
-                    })?
+                    if tallied {
+                        TALLY.with_borrow(|tally| {
+                            self.written(plan, Some(tally), changed, top_level, schema_rows)
+                        })?
+                    } else {
+                        self.written(plan, None, changed, top_level, schema_rows)?
+                    }
                 }
             };
             // A scan's first row is positioned by Rewind, which the counter does not count.
