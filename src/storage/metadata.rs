@@ -11,14 +11,17 @@ const ALARM: &str = "alarm";
 const NAME: &str = "name";
 
 impl Database {
+    /// Asked of the schema each time (cached statements): deleteAll, a restore or a rollback may
+    /// have taken the table away since.
+    fn has_meta_table(conn: &rusqlite::Connection) -> Result<bool, CoreError> {
+        Ok(conn
+            .prepare_cached("SELECT count(*) FROM sqlite_master WHERE name = '_cf_METADATA'")?
+            .query_row([], |row| row.get::<_, i64>(0).map(|n| n > 0))?)
+    }
+
     fn get_meta<T: rusqlite::types::FromSql>(&self, key: &str) -> Result<Option<T>, CoreError> {
         self.internal(|conn| {
-            let exists: bool = conn.query_row(
-                "SELECT count(*) FROM sqlite_master WHERE name = '_cf_METADATA'",
-                [],
-                |row| row.get::<_, i64>(0).map(|n| n > 0),
-            )?;
-            if !exists {
+            if !Self::has_meta_table(conn)? {
                 return Ok(None);
             }
             Ok(conn
@@ -35,10 +38,16 @@ impl Database {
     ) -> Result<(), CoreError> {
         self.begin_write()?;
         self.internal(|conn| {
-            conn.execute_batch("CREATE TABLE IF NOT EXISTS _cf_METADATA (key TEXT PRIMARY KEY, value) WITHOUT ROWID")?;
+            if !Self::has_meta_table(conn)? {
+                conn.execute_batch(
+                    "CREATE TABLE _cf_METADATA (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
+                )?;
+            }
             match value {
                 Some(value) => conn
-                    .prepare_cached("INSERT OR REPLACE INTO _cf_METADATA (key, value) VALUES (?1, ?2)")?
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO _cf_METADATA (key, value) VALUES (?1, ?2)",
+                    )?
                     .execute((key, value))?,
                 None => conn
                     .prepare_cached("DELETE FROM _cf_METADATA WHERE key = ?1")?
