@@ -1,7 +1,9 @@
 // createRuntime(): env and bindings, the ambient cloudflare:workers env, bad options, dispose, evict, Workers globals.
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { env as ambientEnv } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DurableObjectNamespace } from "../lib/namespace.js";
@@ -408,6 +410,35 @@ describe("Workers globals", () => {
   it('navigator.userAgent is "Cloudflare-Workers"', () => {
     const navigator = (globalThis as unknown as { navigator: { userAgent: string } }).navigator;
     expect(navigator.userAgent).toBe("Cloudflare-Workers");
+  });
+  it("the Workers Response is made on first use: an app that never uses one does not load Node's fetch", () => {
+    const dist = pathToFileURL(join(import.meta.dirname, "../dist/index.js")).href;
+    const script = `
+      const fetchLoaded = () => process.moduleLoadList.some((m) => m.includes("internal/deps/undici"));
+      const { createRuntime, DurableObject } = await import(${JSON.stringify(dist)});
+      class Counter extends DurableObject { n = 0; bump() { return ++this.n; } }
+      const rt = createRuntime({ durableObjects: { COUNTER: Counter } });
+      const seen = { called: await rt.env.COUNTER.getByName("a").bump(), before: fetchLoaded() };
+      const { WebSocketPair } = globalThis;
+      const upgrade = new Response(null, { status: 101, webSocket: new WebSocketPair()[0] });
+      Object.assign(seen, { after: fetchLoaded(), status: upgrade.status, ours: upgrade instanceof Response });
+      Object.assign(seen, { same: globalThis.Response === Response, plain: (await new Response("x").text()) });
+      globalThis.Response = "replaced";
+      seen.replaced = globalThis.Response;
+      await rt.dispose();
+      console.log(JSON.stringify(seen));
+    `;
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
+    expect(JSON.parse(out)).toEqual({
+      called: 1,
+      before: false,
+      after: true,
+      status: 101,
+      ours: true,
+      same: true,
+      plain: "x",
+      replaced: "replaced",
+    });
   });
 });
 

@@ -3,11 +3,14 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createRuntime, type Runtime } from "../lib/index.js";
 // The globals DO code uses (installed by lib/globals.ts), imported for their types.
-import { Response } from "../lib/response.js";
+import type { WorkersResponse } from "../lib/response.js";
 import type { DurableObjectState } from "../lib/state.js";
 import { CloseEvent, WebSocket, WebSocketPair, WebSocketRequestResponsePair } from "../lib/websocket.js";
 import { Room, Silent } from "./fixtures/socket-objects.js";
 import { rejection, thrown, until } from "./helpers.js";
+
+/** The global Response, which the runtime makes the Workers one (status 101 with a WebSocket). */
+const Response = globalThis.Response as unknown as WorkersResponse;
 
 let runtime: Runtime | undefined;
 let env: Record<string, any>;

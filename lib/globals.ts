@@ -2,7 +2,7 @@
 // `Promise.withResolvers` (Node 20), `WebSocketPair` and its `WebSocket`, and a `Response` that
 // takes status 101 with a WebSocket.
 
-import { Response } from "./response.js";
+import { workersResponse } from "./response.js";
 import { CloseEvent, ErrorEvent, WebSocket, WebSocketPair, WebSocketRequestResponsePair } from "./websocket.js";
 
 declare global {
@@ -45,6 +45,29 @@ if (typeof (Promise as { withResolvers?: unknown }).withResolvers !== "function"
   });
 }
 
+/** Node's own global Response (a lazy accessor in Node), which ours extends once it is made. */
+const nodeResponse = Object.getOwnPropertyDescriptor(globalThis, "Response");
+
+/**
+ * An accessor that makes the value on first read and then becomes that value, as Node's fetch
+ * globals do; assigning replaces it, as assigning to Node's does. (Node's own getter also sets
+ * its global when first read, hence the define after `make`.)
+ */
+function defineLazily(name: string, make: () => unknown): void {
+  Object.defineProperty(globalThis, name, {
+    get() {
+      const value = make();
+      define(name, value);
+      return value;
+    },
+    set(value: unknown) {
+      define(name, value);
+    },
+    configurable: true,
+    enumerable: false,
+  });
+}
+
 function define(name: string, value: unknown): void {
   Object.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });
 }
@@ -53,7 +76,9 @@ define("WebSocketPair", WebSocketPair);
 define("WebSocketRequestResponsePair", WebSocketRequestResponsePair);
 // Ours builds pair ends; `new WebSocket(url)` still makes Node's client where Node has one.
 define("WebSocket", WebSocket);
-define("Response", Response);
+defineLazily("Response", () =>
+  workersResponse(() => (nodeResponse?.get ? nodeResponse.get.call(globalThis) : nodeResponse?.value) as typeof Response),
+);
 if (typeof g.CloseEvent !== "function") define("CloseEvent", CloseEvent);
 if (typeof g.ErrorEvent !== "function") define("ErrorEvent", ErrorEvent);
 

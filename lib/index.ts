@@ -11,6 +11,5 @@ export { DurableObject, RpcTarget, RpcStub, WorkerEntrypoint, env } from "./work
 export { ManualClock, type Clock } from "./clock.js";
 export { getPlatformProxy, type GetPlatformProxyOptions, type PlatformProxy } from "./platform.js";
 export { WebSocket, WebSocketPair, WebSocketRequestResponsePair, CloseEvent, ErrorEvent } from "./websocket.js";
-export { Response } from "./response.js";
 // `@cloudflare/vitest-pool-workers`'s main export, for projects that install durable-node under that name.
 export { cloudflareTest } from "./vitest/index.js";
