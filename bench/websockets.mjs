@@ -13,7 +13,8 @@ import { median } from "./lib/table.mjs";
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
 const register = pathToFileURL(path.join(benchDir, "..", "dist", "register.js")).href;
 const PLAN = { echoWarmup: 500, echoCalls: 5_000, broadcastSockets: 1_000, broadcastRounds: 15, idleSockets: 10_000 };
-const SIDES = ["durable-node", "miniflare"];
+// node-ws: a plain `ws` server with no runtime (ws-server.mjs), the floor any Node server meets with these clients.
+const SIDES = ["durable-node", "miniflare", "node-ws"];
 
 // Where the two processes run decides the round trip more than either side's code does (see canPin), so both sides
 // run alike: this process (the clients) on CPU 0, the server on CPU 1 (every thread of it, workerd's included).
@@ -159,30 +160,34 @@ const cell = (r, get) => (r?.error ? `failed: ${r.error}` : get(r));
 const ratio = (a, b) => (a > 0 && b > 0 ? `${(b / a).toFixed(1)}×` : "—");
 const dn = results["durable-node"];
 const mf = results.miniflare;
+const floor = results["node-ws"];
 console.log(`# WebSockets over loopback: durable-node vs Miniflare 4 (workerd) — ${new Date().toISOString()}`);
 console.log(
   `node ${process.version}; clients: ws in this process${canPin ? " on CPU 0, each server on CPU 1" : " (not pinned: taskset missing or one CPU)"}; ` +
-    `the same Durable Object (bench/workers/chat.mjs)\n`,
+    `the same Durable Object (bench/workers/chat.mjs); the floor column is a plain ws server doing the same in JS, no object\n`,
 );
-console.log("| scenario | durable-node | Miniflare 4 | Miniflare / durable-node |");
-console.log("|---|---|---|---|");
-console.log(
-  `| echo round trip, p50 (${PLAN.echoCalls} sequential, median of ${ROUNDS} rounds) | ${cell(dn.echo, (r) => fmt(r.p50, "µs"))} | ${cell(mf.echo, (r) => fmt(r.p50, "µs"))} | ${ratio(dn.echo.p50, mf.echo.p50)} |`,
-);
-console.log(
-  `| echo round trip, p99 | ${cell(dn.echo, (r) => fmt(r.p99, "µs"))} | ${cell(mf.echo, (r) => fmt(r.p99, "µs"))} | ${ratio(dn.echo.p99, mf.echo.p99)} |`,
-);
-console.log(
-  `| broadcast to ${PLAN.broadcastSockets} sockets, send → last received (median of ${PLAN.broadcastRounds}) | ${cell(dn.broadcast, (r) => fmt(r.ms, "ms", 1))} | ${cell(mf.broadcast, (r) => fmt(r.ms, "ms", 1))} | ${ratio(dn.broadcast.ms, mf.broadcast.ms)} |`,
-);
-console.log(
-  `| auto-response round trip, p50 (answered without the object's code) | ${cell(dn.auto, (r) => fmt(r.p50, "µs"))} | ${cell(mf.auto, (r) => fmt(r.p50, "µs"))} | ${ratio(dn.auto.p50, mf.auto.p50)} |`,
-);
-console.log(
-  `| auto-response round trip, p99 | ${cell(dn.auto, (r) => fmt(r.p99, "µs"))} | ${cell(mf.auto, (r) => fmt(r.p99, "µs"))} | ${ratio(dn.auto.p99, mf.auto.p99)} |`,
-);
+/** One row: `show` formats a side's result, `value` picks the number the ratio compares. */
+const row = (label, show, value) =>
+  console.log(`| ${label} | ${[dn, mf, floor].map(show).join(" | ")} | ${ratio(value(dn), value(mf))} |`);
 const idleCell = (r) =>
   `${fmt(r.rssPerConnection / 1024, "KiB", 1)} RSS per connection (${r.connected} connected${r.error ? `, then: ${r.error}` : ""}; JS heap ${r.heapGrowth >= 0 ? "+" : ""}${fmt(r.heapGrowth / 1024, "KiB")}${r.hibernated ? ", hibernated" : ""})`;
-console.log(
-  `| ${PLAN.idleSockets} idle connections | ${cell(dn.idle, idleCell)} | ${cell(mf.idle, idleCell)} | ${ratio(dn.idle.rssPerConnection, mf.idle.rssPerConnection)} |`,
+console.log("| scenario | durable-node | Miniflare 4 | plain Node ws server (floor) | Miniflare / durable-node |");
+console.log("|---|---|---|---|---|");
+row(
+  `echo round trip, p50 (${PLAN.echoCalls} sequential, median of ${ROUNDS} rounds)`,
+  (r) => cell(r.echo, (e) => fmt(e.p50, "µs")),
+  (r) => r.echo.p50,
 );
+row("echo round trip, p99", (r) => cell(r.echo, (e) => fmt(e.p99, "µs")), (r) => r.echo.p99);
+row(
+  `broadcast to ${PLAN.broadcastSockets} sockets, send → last received (median of ${PLAN.broadcastRounds})`,
+  (r) => cell(r.broadcast, (b) => fmt(b.ms, "ms", 1)),
+  (r) => r.broadcast.ms,
+);
+row(
+  "auto-response round trip, p50 (answered without the object's code; the floor answers in JS)",
+  (r) => cell(r.auto, (e) => fmt(e.p50, "µs")),
+  (r) => r.auto.p50,
+);
+row("auto-response round trip, p99", (r) => cell(r.auto, (e) => fmt(e.p99, "µs")), (r) => r.auto.p99);
+row(`${PLAN.idleSockets} idle connections`, (r) => cell(r.idle, idleCell), (r) => r.idle.rssPerConnection);

@@ -3,7 +3,8 @@
 // `wrangler dev` runs it). Prints {"port"} when ready; then answers lines on stdin: "memory" prints the memory of the
 // serving processes (this one and, for Miniflare, its workerd children), "hibernate" forces hibernation where the
 // side has a way to.
-// Usage: node --expose-gc --import <dist/register.js> ws-server.mjs durable-node | node ws-server.mjs miniflare
+// A third side, node-ws, is the floor: a plain `ws` server answering the same messages in JS, no runtime at all.
+// Usage: node --expose-gc --import <dist/register.js> ws-server.mjs durable-node | node ws-server.mjs miniflare|node-ws
 import { readdirSync, readFileSync } from "node:fs";
 import http from "node:http";
 import { createInterface } from "node:readline";
@@ -32,6 +33,21 @@ if (side === "durable-node") {
     await runtime.hibernate(env.CHAT.get(env.CHAT.idFromName("room")));
     return true;
   };
+} else if (side === "node-ws") {
+  // The floor: a plain `ws` server doing in JS what chat.mjs does, with no runtime and no Durable Object.
+  const { WebSocketServer } = await import("ws");
+  const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: false });
+  await new Promise((resolve) => wss.once("listening", resolve));
+  wss.on("connection", (ws) =>
+    ws.on("message", (data, isBinary) => {
+      const message = isBinary ? data : String(data);
+      if (message === "ping") ws.send("pong");
+      else if (typeof message === "string" && message.startsWith("broadcast:")) {
+        for (const client of wss.clients) client.send(message);
+      } else ws.send(message);
+    }),
+  );
+  port = wss.address().port;
 } else {
   const { Miniflare } = await import("miniflare");
   const mf = new Miniflare({
