@@ -13,6 +13,7 @@ use std::ptr;
 
 use napi::bindgen_prelude::{FromNapiValue, ToNapiValue, TypeName, ValueType};
 use napi::{sys, Error, Result, Status};
+use smallvec::SmallVec;
 
 use crate::error::CoreError;
 use crate::storage::napi_values::{check, serialize_latin1, serialize_number, with_str, FlatArray};
@@ -27,6 +28,9 @@ thread_local! {
     static STATUS_ARRAY: Cell<sys::napi_ref> = const { Cell::new(ptr::null_mut()) };
     static STATUS: Cell<*mut f64> = const { Cell::new(ptr::null_mut()) };
 }
+
+/// Bindings kept on the stack; more go to the heap.
+const INLINE_BINDS: usize = 8;
 
 /// Arguments read onto the stack (a handle, a statement and the bindings); more go to the heap.
 const STACK_ARGS: usize = 2 + 16;
@@ -121,7 +125,8 @@ unsafe extern "C" fn run(env: sys::napi_env, info: sys::napi_callback_info) -> s
         let args = Args::read(env, info)?;
         let handle = u32::from_napi_value(env, args.get(0))?;
         let statement = u32::from_napi_value(env, args.get(1))?;
-        let mut binds = Vec::with_capacity(args.count.saturating_sub(2));
+        // Most statements have a few parameters: no allocation for the list of them.
+        let mut binds = SmallVec::<[Bind; INLINE_BINDS]>::new();
         for i in 2..args.count {
             binds.push(Bind::from_napi_value(env, args.get(i))?);
         }

@@ -199,10 +199,25 @@ impl Database {
         binds: &[Bind],
         known: Option<&[String]>,
     ) -> Result<ExecResult, CoreError> {
-        // SAFETY: `stmt` is a live statement of this connection, reset before reuse.
+        let result = self.bind_and_run(stmt, plan, binds, known);
+        // The text and blobs were bound without a copy (SQLITE_STATIC): they are the caller's, so
+        // the statement lets go of them before this returns, whatever happened.
+        // SAFETY: `stmt` is a live statement of this connection.
+        unsafe { ffi::sqlite3_clear_bindings(stmt) };
+        result
+    }
+
+    fn bind_and_run(
+        &mut self,
+        stmt: *mut ffi::sqlite3_stmt,
+        plan: &mut Option<Arc<WritePlan>>,
+        binds: &[Bind],
+        known: Option<&[String]>,
+    ) -> Result<ExecResult, CoreError> {
+        // SAFETY: `stmt` is a live statement of this connection, reset before reuse; the bound
+        // bytes outlive the run (see `run_last`).
         unsafe {
             ffi::sqlite3_reset(stmt);
-            ffi::sqlite3_clear_bindings(stmt);
             if ffi::sqlite3_bind_parameter_count(stmt) as usize != binds.len() {
                 return Err(CoreError::Sql(WRONG_BINDINGS.into()));
             }
@@ -216,7 +231,7 @@ impl Database {
                         index,
                         s.as_ptr().cast(),
                         s.len() as u64,
-                        ffi::SQLITE_TRANSIENT(),
+                        ffi::SQLITE_STATIC(),
                         ffi::SQLITE_UTF8 as u8,
                     ),
                     Bind::Blob(b) => ffi::sqlite3_bind_blob64(
@@ -224,7 +239,7 @@ impl Database {
                         index,
                         b.as_ptr().cast(),
                         b.len() as u64,
-                        ffi::SQLITE_TRANSIENT(),
+                        ffi::SQLITE_STATIC(),
                     ),
                 };
                 if rc != ffi::SQLITE_OK {
