@@ -199,7 +199,9 @@ impl Database {
         binds: &[Bind],
         known: Option<&[String]>,
     ) -> Result<ExecResult, CoreError> {
-        let result = self.bind_and_run(stmt, plan, binds, known);
+        let result = self
+            .bind(stmt, binds)
+            .and_then(|()| self.step_all(stmt, plan, known));
         // The text and blobs were bound without a copy (SQLITE_STATIC): they are the caller's, so
         // the statement lets go of them before this returns, whatever happened.
         // SAFETY: `stmt` is a live statement of this connection.
@@ -207,15 +209,9 @@ impl Database {
         result
     }
 
-    fn bind_and_run(
-        &mut self,
-        stmt: *mut ffi::sqlite3_stmt,
-        plan: &mut Option<Arc<WritePlan>>,
-        binds: &[Bind],
-        known: Option<&[String]>,
-    ) -> Result<ExecResult, CoreError> {
-        // SAFETY: `stmt` is a live statement of this connection, reset before reuse; the bound
-        // bytes outlive the run (see `run_last`).
+    /// Binds every parameter of `stmt`, without copying text or blobs (see `run_last`).
+    fn bind(&self, stmt: *mut ffi::sqlite3_stmt, binds: &[Bind]) -> Result<(), CoreError> {
+        // SAFETY: `stmt` is a live statement of this connection, reset before reuse.
         unsafe {
             ffi::sqlite3_reset(stmt);
             if ffi::sqlite3_bind_parameter_count(stmt) as usize != binds.len() {
@@ -247,6 +243,16 @@ impl Database {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Runs the bound statement, collecting its rows.
+    fn step_all(
+        &mut self,
+        stmt: *mut ffi::sqlite3_stmt,
+        plan: &mut Option<Arc<WritePlan>>,
+        known: Option<&[String]>,
+    ) -> Result<ExecResult, CoreError> {
         // Names are read once the first step has run: a cached statement is recompiled there
         // when the schema changed since (ALTER TABLE … ADD COLUMN and `SELECT *`, spec 154).
         let mut columns: Option<Option<Vec<String>>> = None;
