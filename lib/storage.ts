@@ -494,7 +494,6 @@ export class StorageCore {
 }
 
 type Bound = null | number | string | Uint8Array;
-type SqlValue = null | number | string | ArrayBuffer;
 
 const STATEMENT_CACHE_BYTES = 1 << 20;
 

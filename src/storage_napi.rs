@@ -16,7 +16,9 @@ use napi::{sys, Error, Result, Status};
 use smallvec::SmallVec;
 
 use crate::error::CoreError;
-use crate::storage::napi_values::{check, serialize_latin1, serialize_number, with_str, FlatArray};
+use crate::storage::napi_values::{
+    check, serialize_latin1, serialize_number, with_str, with_utf16, FlatArray,
+};
 use crate::storage::{Bind, ExecResult, StoredValue};
 use crate::with_db;
 
@@ -259,44 +261,6 @@ unsafe fn fetch(
     let this = ptr::null_mut();
     let data = ptr::null_mut::<*mut c_void>();
     check(sys::napi_get_cb_info(env, info, count, into, this, data))
-}
-
-/// Calls `f` with the string `value`'s UTF-16 code units, copied once when it is short.
-unsafe fn with_utf16<T>(
-    env: sys::napi_env,
-    value: sys::napi_value,
-    f: impl FnOnce(&[u16]) -> T,
-) -> Result<T> {
-    let mut stack = [0u16; 512];
-    let mut len = 0;
-    check(sys::napi_get_value_string_utf16(
-        env,
-        value,
-        stack.as_mut_ptr(),
-        stack.len(),
-        &mut len,
-    ))?;
-    // Code units are copied one for one, leaving one for a NUL: a copy short of that is whole.
-    if len < stack.len() - 1 {
-        return Ok(f(&stack[..len]));
-    }
-    let mut full = 0;
-    check(sys::napi_get_value_string_utf16(
-        env,
-        value,
-        ptr::null_mut(),
-        0,
-        &mut full,
-    ))?;
-    let mut heap = vec![0u16; full + 1];
-    check(sys::napi_get_value_string_utf16(
-        env,
-        value,
-        heap.as_mut_ptr(),
-        heap.len(),
-        &mut len,
-    ))?;
-    Ok(f(&heap[..len]))
 }
 
 /// The bytes a typed array views, borrowed for the call.

@@ -70,38 +70,47 @@ pub(crate) unsafe fn with_str<T>(
     value: sys::napi_value,
     f: impl FnOnce(&str) -> Result<T>,
 ) -> Result<T> {
-    let mut stack = [0u8; 256];
+    // N-API writes whole characters only (at most 4 bytes each), so a copy may stop 4 bytes short.
+    let read = |buf: *mut u8, cap, len: &mut usize| {
+        sys::napi_get_value_string_utf8(env, value, buf.cast(), cap, len)
+    };
+    with_copy::<u8, 256, _>(4, read, |bytes| f(std::str::from_utf8_unchecked(bytes)))
+        .map_err(|_| Error::new(Status::StringExpected, "a string was expected"))?
+}
+
+/// Calls `f` with the string `value`'s UTF-16 code units, copied once: onto the stack when it is
+/// short.
+pub(crate) unsafe fn with_utf16<T>(
+    env: sys::napi_env,
+    value: sys::napi_value,
+    f: impl FnOnce(&[u16]) -> T,
+) -> Result<T> {
+    // Code units are copied one for one: a copy is never cut short.
+    let read = |buf: *mut u16, cap, len: &mut usize| {
+        sys::napi_get_value_string_utf16(env, value, buf, cap, len)
+    };
+    with_copy::<u16, 512, _>(0, read, f)
+}
+
+/// Copies a string's code units with `read` (one of N-API's string getters, which leave room for
+/// a NUL) and calls `f` with them: from a stack buffer when the copy ended more than `slack` units
+/// short of its end, so that it is surely whole; else from the heap, sized by asking first.
+unsafe fn with_copy<C: Copy + Default, const N: usize, T>(
+    slack: usize,
+    read: impl Fn(*mut C, usize, &mut usize) -> sys::napi_status,
+    f: impl FnOnce(&[C]) -> T,
+) -> Result<T> {
+    let mut stack = [C::default(); N];
     let mut len = 0;
-    check(sys::napi_get_value_string_utf8(
-        env,
-        value,
-        stack.as_mut_ptr().cast(),
-        stack.len(),
-        &mut len,
-    ))
-    .map_err(|_| Error::new(Status::StringExpected, "a string was expected"))?;
-    // N-API writes whole characters only (at most 4 bytes each), leaving one byte for a NUL: a copy
-    // that ended this far from the end is the whole string.
-    if len + 4 < stack.len() - 1 {
-        return f(std::str::from_utf8_unchecked(&stack[..len]));
+    check(read(stack.as_mut_ptr(), N, &mut len))?;
+    if len + slack < N - 1 {
+        return Ok(f(&stack[..len]));
     }
     let mut full = 0;
-    check(sys::napi_get_value_string_utf8(
-        env,
-        value,
-        ptr::null_mut(),
-        0,
-        &mut full,
-    ))?;
-    let mut heap = vec![0u8; full + 1];
-    check(sys::napi_get_value_string_utf8(
-        env,
-        value,
-        heap.as_mut_ptr().cast(),
-        heap.len(),
-        &mut len,
-    ))?;
-    f(std::str::from_utf8_unchecked(&heap[..len]))
+    check(read(ptr::null_mut(), 0, &mut full))?;
+    let mut heap = vec![C::default(); full + 1];
+    check(read(heap.as_mut_ptr(), heap.len(), &mut len))?;
+    Ok(f(&heap[..len]))
 }
 
 /// Bytes handed to JS as a fresh ArrayBuffer (a copy): cheaper than an external Buffer, which
@@ -240,15 +249,19 @@ impl TypeName for Latin1 {
 
 impl ToNapiValue for Latin1 {
     unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
-        let mut out = ptr::null_mut();
-        check(sys::napi_create_string_latin1(
-            env,
-            value.0.as_ptr().cast(),
-            value.0.len() as isize,
-            &mut out,
-        ))?;
-        Ok(out)
+        latin1_string(env, &value.0)
     }
+}
+
+unsafe fn latin1_string(env: sys::napi_env, chars: &[u8]) -> Result<sys::napi_value> {
+    let mut out = ptr::null_mut();
+    check(sys::napi_create_string_latin1(
+        env,
+        chars.as_ptr().cast(),
+        chars.len() as isize,
+        &mut out,
+    ))?;
+    Ok(out)
 }
 
 impl TypeName for StoredValue {
@@ -264,16 +277,7 @@ impl ToNapiValue for StoredValue {
     unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
         match primitive(&value.0) {
             Some(Primitive::Number(n)) => f64::to_napi_value(env, n),
-            Some(Primitive::Latin1(chars)) => {
-                let mut out = ptr::null_mut();
-                check(sys::napi_create_string_latin1(
-                    env,
-                    chars.as_ptr().cast(),
-                    chars.len() as isize,
-                    &mut out,
-                ))?;
-                Ok(out)
-            }
+            Some(Primitive::Latin1(chars)) => latin1_string(env, chars),
             None => array_buffer(env, &value.0),
         }
     }
